@@ -1,0 +1,229 @@
+"""Cards for the 1:1 chat outside the form pages: welcome, help, case list, outcomes, notices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from adaptive_cards import verbs
+from adaptive_cards.common import (
+    Json,
+    action,
+    action_set,
+    card,
+    da_datetime,
+    fact_set,
+    heading,
+    md_escape,
+    notice,
+    text_block,
+)
+
+DEFINITION = (
+    "Ved opgaveflytning forstås, at en opgave planlagt flyttes fra en sektor (almen praksis, kommuner og/eller "
+    "region) til en anden, og at denne ændring har afledte konsekvenser i den anden sektor (almen praksis, "
+    "kommuner og/eller region)."
+)
+
+START_ACTIONS = [
+    ("Ny sag", verbs.CASE_NEW),
+    ("Mine sager", verbs.CASE_LIST),
+    ("Hjælp", verbs.HELP),
+]
+
+
+def _start_buttons(*, include_help: bool = True) -> Json:
+    return action_set(
+        [action(title, verb) for title, verb in START_ACTIONS if include_help or verb != verbs.HELP]
+    )
+
+
+def welcome_card(user_name: str | None) -> Json:
+    greeting = f"Hej {md_escape(user_name)}!" if user_name else "Hej!"
+    return card(
+        [
+            *heading(greeting, "Jeg hjælper med opgaveflytning mellem hospital, kommune og almen praksis."),
+            text_block(
+                "Jeg stiller de tre screeningsspørgsmål, guider dig gennem **Dialoggrundlag – ”Første skridt”** og "
+                "– ved større opgaveflytninger – **Mini-MTV**, og sender sagen til det rette forum."
+            ),
+            text_block(
+                "Dine svar gemmes efter hver side, så du kan holde pause og fortsætte senere – også fra en anden enhed."
+            ),
+            text_block("Skriv **ny sag** for at begynde, **fortsæt** for at fortsætte, eller **hjælp**.", subtle=True),
+            _start_buttons(),
+        ]
+    )
+
+
+def help_card(*, unknown_text: str | None = None) -> Json:
+    body: list[Json] = []
+    if unknown_text is not None:
+        body.append(text_block(f"Jeg forstod ikke »{md_escape(unknown_text[:80])}«.", weight="Bolder"))
+    body += [
+        text_block("Det kan du skrive til mig", size="Medium", weight="Bolder"),
+        fact_set(
+            [
+                ("ny sag", "Start en ny sag med screeningsspørgsmålene."),
+                ("fortsæt", "Fortsæt din nyeste uafsluttede sag, hvor du slap."),
+                ("mine sager", "Se dine sager med status og seneste ændring."),
+                ("hjælp", "Vis denne hjælp."),
+            ]
+        ),
+        text_block(DEFINITION, size="Small", subtle=True),
+        text_block(
+            "Skriv aldrig patientoplysninger som CPR-numre i svarene – sagen handler om opgaven, ikke om patienter.",
+            size="Small",
+            subtle=True,
+        ),
+        _start_buttons(include_help=False),
+    ]
+    return card(body)
+
+
+def notice_card(title: str, lines: list[str], *, buttons: bool = True) -> Json:
+    body: list[Json] = [text_block(title, size="Medium", weight="Bolder")]
+    body += [text_block(line) for line in lines]
+    if buttons:
+        body.append(_start_buttons(include_help=False))
+    return card(body)
+
+
+@dataclass
+class CaseListEntry:
+    case_id: int
+    number: str
+    title: str
+    phase_label: str
+    updated_at: datetime
+    can_continue: bool
+
+
+def case_list_card(entries: list[CaseListEntry], total: int) -> Json:
+    if not entries:
+        return notice_card("Du har ingen sager endnu", ["Skriv **ny sag** eller tryk på knappen for at begynde."])
+    body: list[Json] = [*heading("Mine sager", f"{total} sag{'er' if total != 1 else ''}" if total else None)]
+    for entry in entries:
+        title = md_escape(entry.title) if entry.title else "(uden titel endnu)"
+        body.append(
+            {
+                "type": "Container",
+                "separator": True,
+                "items": [
+                    {
+                        "type": "ColumnSet",
+                        "columns": [
+                            {
+                                "type": "Column",
+                                "width": "stretch",
+                                "items": [
+                                    text_block(f"**{entry.number}** · {title}"),
+                                    text_block(
+                                        f"{entry.phase_label} · ændret {da_datetime(entry.updated_at)}",
+                                        subtle=True,
+                                        spacing="None",
+                                        size="Small",
+                                    ),
+                                ],
+                            },
+                            {
+                                "type": "Column",
+                                "width": "auto",
+                                "verticalContentAlignment": "Center",
+                                "items": [
+                                    action_set(
+                                        [
+                                            action(
+                                                "Fortsæt" if entry.can_continue else "Åbn",
+                                                verbs.CASE_OPEN,
+                                                {"case": entry.case_id},
+                                            )
+                                        ]
+                                    )
+                                ],
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    if total > len(entries):
+        body.append(text_block(f"Viser de {len(entries)} senest ændrede af {total} sager.", subtle=True, size="Small"))
+    body.append(action_set([action("Ny sag", verbs.CASE_NEW)]))
+    return card(body)
+
+
+def no_duty_card(case_id: int, number: str, revision: int) -> Json:
+    return card(
+        [
+            *heading("Ingen initiativpligt", f"Sag {number}"),
+            text_block(
+                "Du har svaret nej til alle tre spørgsmål. Ændringen har derfor ikke konsekvenser, der udløser "
+                "initiativpligten, og sagen er registreret som **ingen initiativpligt**."
+            ),
+            text_block(
+                "Kan der svares ja til minimum ét af spørgsmålene har nærmeste leder initiativpligten til at "
+                "vurdere, om der er behov for udarbejdelse af et skriftligt dialoggrundlag.",
+                subtle=True,
+            ),
+            text_block(
+                "Vil du alligevel udarbejde et dialoggrundlag – f.eks. for at orientere samarbejdspartnerne – kan "
+                "du fortsætte frivilligt."
+            ),
+            action_set(
+                [
+                    action("Fortsæt alligevel", verbs.CASE_CONTINUE_ANYWAY, {"case": case_id, "rev": revision}),
+                    action("Ret svarene", verbs.REVIEW_EDIT, {"case": case_id, "step": "screening/overvejelser"}),
+                    action("Mine sager", verbs.CASE_LIST),
+                ]
+            ),
+        ]
+    )
+
+
+def not_needed_card(number: str, reason: str) -> Json:
+    return card(
+        [
+            *heading("Sagen er lukket", f"Sag {number}"),
+            text_block(
+                "Nærmeste leder har vurderet, at der ikke er behov for et skriftligt dialoggrundlag. "
+                "Sagen er lukket med denne begrundelse:"
+            ),
+            text_block(md_escape(reason) if reason else "–", style=None),
+            _start_buttons(include_help=False),
+        ]
+    )
+
+
+def paused_card(case_id: int, number: str, title: str, where: str) -> Json:
+    return card(
+        [
+            *heading("Dine svar er gemt", f"Sag {number}" + (f" · {md_escape(title)}" if title else "")),
+            text_block(f"Du er nået til: {where}."),
+            text_block("Skriv **fortsæt** – eller tryk på knappen – når du vil videre. Det virker også fra en anden enhed."),
+            action_set([action("Fortsæt nu", verbs.CASE_OPEN, {"case": case_id}), action("Mine sager", verbs.CASE_LIST)]),
+        ]
+    )
+
+
+def submitted_card(number: str, title: str, destination_lines: list[str], mtv_progress: str | None) -> Json:
+    facts = [("Sagsnummer", number), ("Opgave", md_escape(title) or "–")]
+    if mtv_progress:
+        facts.append(("Mini-MTV", mtv_progress))
+    return card(
+        [
+            *heading("Sagen er indsendt", f"Tak! Sag {number} er registreret som indsendt."),
+            fact_set(facts),
+            text_block("Sagen går videre til:", weight="Bolder"),
+            *[text_block(f"• {line}", spacing="None") for line in destination_lines],
+            text_block(
+                "Du får besked, når forummet har behandlet sagen. Du kan altid se den under **mine sager**.",
+                subtle=True,
+            ),
+            action_set([action("Mine sager", verbs.CASE_LIST), action("Ny sag", verbs.CASE_NEW)]),
+        ]
+    )
+
+
+def error_card(title: str, message: str) -> Json:
+    return card([notice([title, message], color="Attention"), _start_buttons(include_help=False)])

@@ -1,0 +1,57 @@
+"""Typed settings, read from the environment (and an optional .env file).
+
+Tests construct ``Settings(...)`` directly; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/bot.db"
+DEFAULT_ORGANISATION_FILE = Path(__file__).resolve().parent.parent / "config" / "organisation.yaml"
+
+
+class AppType(StrEnum):
+    SINGLE_TENANT = "SingleTenant"
+    USER_ASSIGNED_MSI = "UserAssignedMSI"
+    MULTI_TENANT = "MultiTenant"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 3978
+    database_url: str = DEFAULT_DATABASE_URL
+
+    microsoft_app_id: str = ""
+    microsoft_app_password: SecretStr = SecretStr("")
+    microsoft_app_type: AppType = AppType.SINGLE_TENANT
+    microsoft_app_tenant_id: str = ""
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    answer_max_length: int = Field(default=2000, ge=50, le=20000)
+    organisation_file: Path = DEFAULT_ORGANISATION_FILE
+    log_level: str = "INFO"
+    # How long processed activity ids are remembered for duplicate detection.
+    dedup_retention_hours: int = Field(default=48, ge=1)
+    # Where outgoing Bot Connector calls may go when no app id is configured (development mode).
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("microsoft_app_type", mode="before")
+    @classmethod
+    def _app_type(cls, value: object) -> object:
+        if isinstance(value, str):
+            for member in AppType:
+                if member.value.lower() == value.strip().lower():
+                    return member
+        return value
+
+    @property
+    def development_mode(self) -> bool:
+        """No app id: inbound tokens are not validated and outbound calls carry no token."""
+        return not self.microsoft_app_id

@@ -1,0 +1,138 @@
+"""Teams activities → application calls (CaseService), and the replies back out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from adaptive_cards import verbs
+from adaptive_cards.messages import error_card, notice_card
+from bot.activity import IncomingActivity, card_message, invoke_card_response
+from bot.connector import ConnectorClient, ConnectorError
+from dialogs.service import Actor, CaseService, Conversation, Reply
+
+log = logging.getLogger(__name__)
+
+INVOKE_CARD_ACTION = "adaptiveCard/action"
+MAX_TEXT = 4000
+
+
+@dataclass
+class TurnResult:
+    """What the HTTP edge answers: a status and, for invokes, a JSON body."""
+
+    status: int = 200
+    body: dict[str, Any] | None = None
+
+
+class TeamsHandler:
+    def __init__(self, service: CaseService, connector: ConnectorClient) -> None:
+        self.service = service
+        self.connector = connector
+
+    async def on_activity(self, activity: IncomingActivity) -> TurnResult:
+        if activity.from_ is None or activity.conversation is None or not activity.service_url:
+            return TurnResult(400, {"error": "activity lacks from, conversation or serviceUrl"})
+        try:
+            if activity.type == "invoke":
+                return await self._on_invoke(activity)
+            if activity.type == "message":
+                await self._on_message(activity)
+            elif activity.type == "installationUpdate":
+                if (activity.action or "").startswith("add") and activity.is_personal:
+                    await self._send(activity, await self.service.welcome(*self._who(activity), activity.id))
+            elif activity.type == "conversationUpdate":
+                bot_id = activity.recipient.id if activity.recipient else None
+                if activity.is_personal and any(m.id == bot_id for m in activity.members_added or []):
+                    await self._send(activity, await self.service.welcome(*self._who(activity), activity.id))
+            return TurnResult(200)
+        except Exception:
+            log.exception(
+                "turn failed (activity %s, type %s, conversation %s)",
+                activity.id, activity.type, activity.conversation.id,
+            )
+            card = error_card("Beklager – der opstod en fejl hos mig.", "Dine gemte svar er ikke tabt. Prøv igen om lidt.")
+            if activity.type == "invoke":
+                return TurnResult(200, invoke_card_response(card))
+            try:
+                await self.connector.send(activity.service_url, activity.conversation.id, card_message(card, activity),
+                                          activity.id)
+            except Exception:
+                log.exception("could not tell the user about the failure")
+            return TurnResult(200)
+
+    @staticmethod
+    def _who(activity: IncomingActivity) -> tuple[Actor, Conversation]:
+        assert activity.from_ is not None and activity.conversation is not None
+        user = activity.from_
+        actor = Actor(id=user.aad_object_id or user.id, name=(user.name or "").strip(), tenant_id=activity.tenant_id)
+        conversation = Conversation(
+            key=f"{activity.channel_id or 'msteams'}:{activity.conversation.id}",
+            conversation_id=activity.conversation.id,
+            service_url=activity.service_url or "",
+            channel_id=activity.channel_id or "msteams",
+            conversation_type=activity.conversation.conversation_type or "personal",
+        )
+        return actor, conversation
+
+    async def _on_message(self, activity: IncomingActivity) -> None:
+        actor, conversation = self._who(activity)
+        if isinstance(activity.value, dict) and "verb" in activity.value:
+            # Action.Submit fallback (clients without Universal Actions): same verbs, card updated in place.
+            verb, data = _split_submit(activity.value)
+            reply = await self.service.action(actor, conversation, verb, data, activity.id)
+            await self._replace(activity, reply)
+            return
+        if not activity.is_personal:
+            await self._send(activity, [Reply(notice_card(
+                "Skriv til mig i en 1:1-chat",
+                ["Sager oprettes og udfyldes i din personlige chat med mig. Find mig under Apps, og skriv **ny sag**."],
+                buttons=False,
+            ))])
+            return
+        text = activity.text_without_mention()[:MAX_TEXT]
+        await self._send(activity, await self.service.command(actor, conversation, text, activity.id))
+
+    async def _on_invoke(self, activity: IncomingActivity) -> TurnResult:
+        if activity.name != INVOKE_CARD_ACTION:
+            return TurnResult(200, {"statusCode": 400, "type": "application/vnd.microsoft.error",
+                                    "value": {"code": "BadRequest", "message": "unsupported invoke"}})
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        verb = action.get("verb")
+        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        if not isinstance(verb, str) or verb not in verbs.ALL:
+            card = error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag.")
+            return TurnResult(200, invoke_card_response(card))
+        actor, conversation = self._who(activity)
+        reply = await self.service.action(actor, conversation, verb, data, activity.id)
+        return TurnResult(200, invoke_card_response(reply.card))
+
+    async def _send(self, activity: IncomingActivity, replies: list[Reply]) -> None:
+        assert activity.conversation is not None and activity.service_url
+        for reply in replies:
+            try:
+                await self.connector.send(activity.service_url, activity.conversation.id,
+                                          card_message(reply.card, activity, reply.summary), activity.id)
+            except (ConnectorError, OSError, TimeoutError) as error:
+                log.warning("reply to %s not delivered: %s", activity.conversation.id, error)
+
+    async def _replace(self, activity: IncomingActivity, reply: Reply) -> None:
+        assert activity.conversation is not None and activity.service_url
+        message = card_message(reply.card, activity, reply.summary)
+        if activity.reply_to_id:
+            try:
+                await self.connector.update(activity.service_url, activity.conversation.id, activity.reply_to_id, message)
+                return
+            except (ConnectorError, OSError, TimeoutError) as error:
+                log.info("could not update card %s (%s); sending a new one", activity.reply_to_id, error)
+        await self._send(activity, [reply])
+
+
+def _split_submit(value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    verb = value.get("verb")
+    data = {k: v for k, v in value.items() if k != "verb"}
+    if not isinstance(verb, str) or verb not in verbs.ALL:
+        return verbs.HELP, {}
+    return verb, data

@@ -1,0 +1,615 @@
+"""Application service: commands and card actions of the 1:1 chat, on top of storage and the pure engine.
+
+No SDK here: the bot's edge turns activities into calls of :class:`CaseService` and its replies
+(cards) into activities or invoke responses. Every call is one database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from adaptive_cards import messages, verbs
+from adaptive_cards.common import COPENHAGEN, Json
+from adaptive_cards.pages import PageView, page_card
+from adaptive_cards.review import ReviewForm, ReviewItem, ReviewPage, ReviewView, review_card
+from dialogs import engine
+from dialogs.commands import Command, parse
+from dialogs.flow import (
+    DIALOGGRUNDLAG,
+    FORM_ORDER,
+    MINI_MTV,
+    REVIEW,
+    ROUTE,
+    ROUTE_PSG,
+    SCREENING,
+    Phase,
+    Plan,
+    Step,
+    next_step,
+    plan,
+    previous_step,
+)
+from dialogs.forms_model import Form, FormCatalog, ItemKind
+from dialogs.organisation import Organisation
+from storage.db import Database
+from storage.repositories import Case, CaseAnswers, Repo, RevisionConflict, StateConflict
+
+log = logging.getLogger(__name__)
+
+OPEN_PHASES = [p.value for p in (Phase.SCREENING, Phase.DIALOGGRUNDLAG, Phase.ROUTE, Phase.MINI_MTV, Phase.REVIEW)]
+LIST_LIMIT = 15
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    name: str
+    tenant_id: str = ""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """How to reach the conversation later (stored as part of the conversation state)."""
+
+    key: str
+    conversation_id: str
+    service_url: str
+    channel_id: str = "msteams"
+    conversation_type: str = "personal"
+
+
+@dataclass
+class Reply:
+    card: Json
+    # A short text for notifications/accessibility of the message that carries the card.
+    summary: str = ""
+
+
+@dataclass
+class _Render:
+    """What to show after an action (built once the transaction has the final case state)."""
+
+    card: Json
+    summary: str = ""
+    extra: list[Json] = field(default_factory=list)
+
+
+class CaseService:
+    def __init__(
+        self,
+        database: Database,
+        catalog: FormCatalog,
+        organisation: Organisation,
+        *,
+        longtext_max: int = 2000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = database
+        self.catalog = catalog
+        self.org = organisation
+        self.longtext_max = longtext_max
+        self.clock = clock
+        self._hospitals = organisation.hospital_forums()
+
+    # ------------------------------------------------------------------ entry points
+    async def welcome(self, actor: Actor, conversation: Conversation, activity_id: str | None) -> list[Reply]:
+        async with self.db.transaction() as repo:
+            if activity_id and not await repo.claim_activity(activity_id):
+                return []
+            state, _ = await repo.load_state(conversation.key)
+            if state.get("welcomed"):
+                # Teams sends both installationUpdate and conversationUpdate on install: greet once.
+                return []
+            await self._remember(repo, actor, conversation, None, welcomed=True)
+        return [Reply(messages.welcome_card(actor.name.split(" ")[0] if actor.name else None), "Velkommen")]
+
+    async def command(
+        self, actor: Actor, conversation: Conversation, text: str | None, activity_id: str | None
+    ) -> list[Reply]:
+        command = parse(text)
+        async with self.db.transaction() as repo:
+            if activity_id and not await repo.claim_activity(activity_id):
+                log.info("duplicate activity %s ignored", activity_id)
+                return []
+            if command is Command.NEW:
+                render = await self._new_case(repo, actor)
+            elif command is Command.CONTINUE:
+                render = await self._continue_newest(repo, actor)
+            elif command is Command.LIST:
+                render = await self._list(repo, actor)
+            elif command is Command.HELP:
+                render = _Render(messages.help_card(), "Hjælp")
+            else:
+                render = _Render(messages.help_card(unknown_text=text or ""), "Hjælp")
+            await self._remember(repo, actor, conversation, render)
+        return [Reply(render.card, render.summary)]
+
+    async def action(
+        self,
+        actor: Actor,
+        conversation: Conversation,
+        verb: str,
+        data: Mapping[str, Any],
+        activity_id: str | None,
+    ) -> Reply:
+        """A card button. Always returns a card to show in place of the pressed one."""
+        for attempt in range(3):
+            try:
+                async with self.db.transaction() as repo:
+                    if activity_id and not await repo.claim_activity(activity_id):
+                        log.info("duplicate invoke %s: answering with the current view", activity_id)
+                        render = await self._current_view(repo, actor, data)
+                    else:
+                        render = await self._dispatch(repo, actor, verb, data)
+                        await self._remember(repo, actor, conversation, render)
+                return Reply(render.card, render.summary)
+            except (RevisionConflict, StateConflict):
+                # Another turn (another device or process) wrote the case first: read again and redo.
+                log.info("write conflict on %s (attempt %d), retrying", verb, attempt + 1)
+        return Reply(
+            messages.error_card("Sagen blev ændret samtidig et andet sted.", "Prøv igen om et øjeblik."),
+            "Prøv igen",
+        )
+
+    # ------------------------------------------------------------------ dispatch
+    async def _dispatch(self, repo: Repo, actor: Actor, verb: str, data: Mapping[str, Any]) -> _Render:
+        if verb == verbs.CASE_NEW:
+            return await self._new_case(repo, actor)
+        if verb == verbs.CASE_LIST:
+            return await self._list(repo, actor)
+        if verb == verbs.HELP:
+            return _Render(messages.help_card(), "Hjælp")
+        case_id = data.get("case")
+        if not isinstance(case_id, int) or isinstance(case_id, bool):
+            return _Render(messages.error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag."))
+        case = await repo.get_case(case_id, for_update=True)
+        if case is None or case.initiator_id != actor.id:
+            return _Render(
+                messages.error_card(
+                    "Dette kort hører til en sag, du ikke har adgang til.",
+                    "Skriv **mine sager** for at se dine egne sager.",
+                ),
+                "Ingen adgang",
+            )
+        answers = await repo.get_answers(case.id)
+        if verb == verbs.CASE_OPEN:
+            return self._resume(case, answers)
+        if verb in (verbs.PAGE_NEXT, verbs.PAGE_BACK, verbs.PAGE_PAUSE):
+            return await self._page_action(repo, actor, case, answers, verb, data)
+        if verb == verbs.CASE_CONTINUE_ANYWAY:
+            return await self._continue_anyway(repo, actor, case, answers)
+        if verb == verbs.REVIEW_EDIT:
+            return await self._edit_from_review(repo, actor, case, answers, data)
+        if verb == verbs.REVIEW_SUBMIT:
+            return await self._submit(repo, actor, case, answers, data)
+        return _Render(messages.error_card("Ukendt handling.", "Skriv **hjælp** for at se, hvad jeg kan."))
+
+    async def _current_view(self, repo: Repo, actor: Actor, data: Mapping[str, Any]) -> _Render:
+        case_id = data.get("case")
+        if isinstance(case_id, int) and not isinstance(case_id, bool):
+            case = await repo.get_case(case_id)
+            if case is not None and case.initiator_id == actor.id:
+                return self._resume(case, await repo.get_answers(case.id), use_current=True)
+        return _Render(messages.help_card(), "Hjælp")
+
+    # ------------------------------------------------------------------ commands
+    async def _new_case(self, repo: Repo, actor: Actor) -> _Render:
+        versions = {form_id: self.catalog.current(form_id).version for form_id in FORM_ORDER}
+        first = Step(SCREENING, self.catalog.current(SCREENING).pages[0].id)
+        case = await repo.create_case(
+            tenant_id=actor.tenant_id,
+            initiator_id=actor.id,
+            initiator_name=actor.name,
+            phase=Phase.SCREENING.value,
+            current_step=first.key,
+            form_versions=versions,
+        )
+        await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="oprettet", detail={"forms": versions})
+        return self._page(case, CaseAnswers(), first, actor_name=actor.name)
+
+    async def _continue_newest(self, repo: Repo, actor: Actor) -> _Render:
+        case = await repo.newest_open_case(actor.id, OPEN_PHASES)
+        if case is None:
+            return _Render(
+                messages.notice_card(
+                    "Du har ingen uafsluttede sager",
+                    ["Skriv **ny sag** for at begynde en ny, eller **mine sager** for at se dine sager."],
+                ),
+                "Ingen uafsluttede sager",
+            )
+        return self._resume(case, await repo.get_answers(case.id))
+
+    async def _list(self, repo: Repo, actor: Actor) -> _Render:
+        cases = await repo.list_cases(actor.id, limit=LIST_LIMIT)
+        total = len(cases) if len(cases) < LIST_LIMIT else await repo.count_cases(actor.id)
+        entries = [
+            messages.CaseListEntry(
+                case_id=c.id,
+                number=c.number,
+                title=c.title,
+                phase_label=Phase(c.phase).label,
+                updated_at=c.updated_at,
+                can_continue=c.phase in OPEN_PHASES,
+            )
+            for c in cases
+        ]
+        return _Render(messages.case_list_card(entries, total), "Mine sager")
+
+    # ------------------------------------------------------------------ views
+    def _forms(self, case: Case) -> dict[str, Form]:
+        return {form_id: self.catalog.get(form_id, case.form_versions.get(form_id)) for form_id in FORM_ORDER}
+
+    def _plan(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> Plan:
+        return plan(self._forms(case), values, continue_anyway=bool(case.flags.get("continue_anyway")))
+
+    def _resume(self, case: Case, answers: CaseAnswers, *, use_current: bool = False) -> _Render:
+        """The card a user should see for a case now: outcome, submitted summary, or the open page."""
+        phase = Phase(case.phase)
+        values = answers.values()
+        if phase is Phase.SUBMITTED:
+            return self._submitted(case, values)
+        if phase is Phase.NOT_NEEDED:
+            return _Render(messages.not_needed_card(case.number, case.closed_reason or ""), "Sagen er lukket")
+        if phase is Phase.NO_DUTY:
+            return _Render(messages.no_duty_card(case.id, case.number, case.revision), "Ingen initiativpligt")
+        case_plan = self._plan(case, values)
+        step = Step.parse(case.current_step)
+        if use_current and case_plan.index(step) is not None:
+            target = step
+        else:
+            target = self._first_open_step(case, case_plan, values)
+        return self._render_step(case, answers, target, actor_name=case.initiator_name)
+
+    def _first_open_step(self, case: Case, case_plan: Plan, values: Mapping[str, Mapping[str, str]]) -> Step:
+        forms = self._forms(case)
+        for step in case_plan.steps:
+            if step.form is None:
+                return step
+            form = forms[step.form]
+            page = form.pages[form.page_index[step.page or ""]]
+            form_values = values.get(step.form, {})
+            if any(not form_values.get(item.id) for item in engine.page_items(form, page, form_values)):
+                return step
+        return case_plan.steps[-1]
+
+    def _render_step(self, case: Case, answers: CaseAnswers, step: Step, **kwargs: Any) -> _Render:
+        if step.form is None:
+            return self._review(case, answers.values(), notices=kwargs.get("notices"))
+        return self._page(case, answers, step, **kwargs)
+
+    def _page(
+        self,
+        case: Case,
+        answers: CaseAnswers,
+        step: Step,
+        *,
+        actor_name: str = "",
+        shown: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
+        warnings: Mapping[str, str] | None = None,
+        notices: list[str] | None = None,
+        return_to_review: bool = False,
+    ) -> _Render:
+        forms = self._forms(case)
+        assert step.form is not None and step.page is not None
+        form = forms[step.form]
+        page = form.pages[form.page_index[step.page]]
+        all_values = answers.values()
+        values = dict(all_values.get(form.id, {}))
+        if shown:
+            values.update(shown)
+        today = self.clock().astimezone(COPENHAGEN).date()
+        suggestions = engine.prefill_values(form, page, all_values, user_name=actor_name or case.initiator_name,
+                                            today=today)
+        for item_id, suggestion in suggestions.items():
+            values.setdefault(item_id, suggestion)
+        visible = engine.expected_pages(form, values)
+        page_no = next((i + 1 for i, p in enumerate(visible) if p.id == page.id), 1)
+        items = engine.page_items(form, page, values)
+        case_plan = self._plan(case, all_values)
+        progress = None
+        if form.id == MINI_MTV:
+            progress = engine.progress(form, all_values.get(MINI_MTV, {}), numbered_only=True).text + " (spørgsmål 1–31)"
+        view = PageView(
+            case_id=case.id,
+            case_number=case.number,
+            case_title=case.title,
+            revision=case.revision,
+            form=form,
+            page=page,
+            step_key=step.key,
+            page_no=page_no,
+            page_count=len(visible),
+            items=items,
+            values={k: v for k, v in values.items() if k in form.items},
+            max_lengths={item.id: engine.max_length(item, self.longtext_max) for item in items},
+            options={
+                item.id: engine.option_values(item, self._hospitals)
+                for item in items
+                if item.kind in (ItemKind.YESNO, ItemKind.CHOICE)
+            },
+            required={item.id for item in items if engine.is_required(item, values)},
+            errors=dict(errors or {}),
+            warnings=dict(warnings or {}),
+            notices=list(notices or []),
+            is_first=case_plan.index(step) == 0,
+            return_to_review=return_to_review,
+            progress_text=progress,
+        )
+        return _Render(page_card(view), f"{form.short_title} · side {page_no} af {len(visible)}")
+
+    def _destination_lines(self, case: Case, route_values: Mapping[str, str]) -> list[str]:
+        psg = self.org.portfolio_group.name
+        if route_values.get("route") == ROUTE_PSG:
+            return [f"{psg} (dialoggrundlag og Mini-MTV)"]
+        hospital = self.org.hospital(route_values.get("hospital"))
+        forum = hospital.forum if hospital else "hospitalets samarbejdsforum"
+        return [forum, f"{psg} til orientering"]
+
+    def _review(self, case: Case, values: Mapping[str, Mapping[str, str]], *, notices: list[str] | None = None,
+                can_submit: bool = True) -> _Render:
+        forms = self._forms(case)
+        case_plan = self._plan(case, values)
+        review_forms: list[ReviewForm] = []
+        missing: list[str] = []
+        for form_id in case_plan.forms():
+            form = forms[form_id]
+            form_values = values.get(form_id, {})
+            pages = []
+            for page in engine.visible_pages(form, form_values):
+                items = []
+                for item in engine.page_items(form, page, form_values):
+                    label = f"{item.number}. {item.short}" if item.number and form_id == MINI_MTV else item.short
+                    needed = engine.is_required(item, form_values) and not form_values.get(item.id)
+                    if needed:
+                        missing.append(f"{form.short_title}: {item.short}")
+                    value = form_values.get(item.id)
+                    if value and item.kind in (ItemKind.YESNO, ItemKind.CHOICE):
+                        value = engine.option_values(item, self._hospitals).get(value, value)
+                    items.append(ReviewItem(label, value, needed))
+                pages.append(ReviewPage(Step(form_id, page.id).key, page.title, items))
+            if form_id == MINI_MTV:
+                progress_text = engine.progress(form, form_values, numbered_only=True).text + " af spørgsmål 1–31"
+                progress_text = progress_text.replace(" besvaret af", " besvaret af")
+            else:
+                progress_text = engine.progress(form, form_values).text
+            review_forms.append(ReviewForm(form.title, progress_text, pages))
+        view = ReviewView(
+            case_id=case.id,
+            number=case.number,
+            title=case.title,
+            revision=case.revision,
+            forms=review_forms,
+            destination_lines=self._destination_lines(case, values.get(ROUTE, {})),
+            missing=missing,
+            notices=list(notices or []),
+            can_submit=can_submit,
+        )
+        return _Render(review_card(view), "Gennemse og indsend")
+
+    def _submitted(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> _Render:
+        mtv = None
+        if case.route == ROUTE_PSG:
+            mtv = engine.progress(self._forms(case)[MINI_MTV], values.get(MINI_MTV, {}), numbered_only=True).text
+        return _Render(
+            messages.submitted_card(case.number, case.title, self._destination_lines(case, values.get(ROUTE, {})), mtv),
+            f"Sag {case.number} er indsendt",
+        )
+
+    # ------------------------------------------------------------------ page navigation
+    async def _page_action(
+        self, repo: Repo, actor: Actor, case: Case, answers: CaseAnswers, verb: str, data: Mapping[str, Any]
+    ) -> _Render:
+        phase = Phase(case.phase)
+        if not phase.editable or phase is Phase.NO_DUTY:
+            render = self._resume(case, answers)
+            if phase is Phase.SUBMITTED:
+                render.card = messages.notice_card(
+                    f"Sag {case.number} er allerede indsendt",
+                    ["Et indsendt dialoggrundlag kan ikke længere ændres her. Skriv **mine sager** for at se sagen."],
+                )
+            return render
+        step_key = data.get("step")
+        card_rev = data.get("rev")
+        if step_key == "gennemsyn" and verb == verbs.PAGE_PAUSE:
+            return _Render(messages.paused_card(case.id, case.number, case.title, "Gennemse og indsend"), "Gemt")
+        try:
+            step = Step.parse(step_key) if isinstance(step_key, str) else None
+        except ValueError:
+            step = None
+        if step is None or step.form is None or not isinstance(card_rev, int):
+            return self._resume(case, answers, use_current=True)
+        values_before = answers.values()
+        plan_before = self._plan(case, values_before)
+        if plan_before.index(step) is None:
+            render = self._resume(case, answers, use_current=True)
+            return self._with_notice(render, case, answers, "Kortet passede ikke længere til sagen. Her er den aktuelle side.")
+        forms = self._forms(case)
+        form = forms[step.form]
+        page = form.pages[form.page_index[step.page or ""]]
+        submitted = {
+            key[len(verbs.INPUT_PREFIX):]: value
+            for key, value in data.items()
+            if isinstance(key, str) and key.startswith(verbs.INPUT_PREFIX)
+        }
+        stored = answers.by_form.get(form.id, {})
+        stale = card_rev != case.revision
+        notices: list[str] = []
+        if stale:
+            # Keep what was changed since this card was shown; take the rest from the card.
+            for item_id in list(submitted):
+                current = stored.get(item_id)
+                if current is not None and current.revision > card_rev and current.value != engine.clean_text(submitted[item_id]):
+                    del submitted[item_id]
+                    item = form.items.get(item_id)
+                    notices.append(f"«{item.short if item else item_id}» er ændret siden dette kort blev vist; den nyeste version er beholdt.")
+        result = engine.read_page(
+            form,
+            page,
+            submitted,
+            {k: a.value for k, a in stored.items()},
+            longtext_max=self.longtext_max,
+            hospitals=self._hospitals,
+            check_required=(verb == verbs.PAGE_NEXT and not stale),
+        )
+        changed = {k: v for k, v in result.values.items() if (stored.get(k).value if k in stored else "") != v}
+        new_revision = case.revision + 1
+        if changed:
+            await repo.save_answers(case.id, form.id, changed, revision=new_revision, actor_id=actor.id)
+            answers = await repo.get_answers(case.id)
+        values = answers.values()
+        new_plan = self._plan(case, values)
+        if result.errors and verb != verbs.PAGE_NEXT:
+            notices += [
+                f"«{form.items[item_id].short}» blev ikke gemt: {message}" for item_id, message in result.errors.items()
+            ]
+        warnings = dict(result.warnings)
+        if stale:
+            notices.insert(0, "Du brugte et ældre kort. Her er sagen, som den ser ud nu.")
+            target: Step | Phase = Step.parse(case.current_step) if new_plan.index(Step.parse(case.current_step)) is not None else step
+        elif verb == verbs.PAGE_NEXT and result.errors:
+            target = step
+        elif verb == verbs.PAGE_NEXT:
+            target = next_step(step, new_plan)
+            if data.get("ret") == "review" and isinstance(target, Step) and REVIEW in new_plan.steps:
+                open_step = self._first_open_step(case, new_plan, values)
+                target = REVIEW if open_step == REVIEW or new_plan.index(open_step) < (new_plan.index(step) or 0) else target
+        elif verb == verbs.PAGE_BACK:
+            target = previous_step(step, new_plan)
+        else:
+            target = step
+        changes: dict[str, Any] = {}
+        title = values.get(DIALOGGRUNDLAG, {}).get("h_task", "")
+        if title != case.title:
+            changes["title"] = title[:200]
+        route_values = values.get(ROUTE, {})
+        for key, value in (("route", route_values.get("route")), ("hospital", route_values.get("hospital"))):
+            if value != getattr(case, key):
+                changes[key] = value
+        if isinstance(target, Phase):
+            changes.update(phase=target.value, current_step=step.key)
+            if target is Phase.NOT_NEEDED:
+                changes["closed_reason"] = values.get(SCREENING, {}).get("need_reason", "")
+        else:
+            if target.phase.value != case.phase:
+                changes["phase"] = target.phase.value
+            if target.key != case.current_step:
+                changes["current_step"] = target.key
+        if changed or changes:
+            case = await repo.update_case(case, **changes)
+            if changed:
+                await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="svar_gemt",
+                                     detail={"step": step.key, "items": sorted(changed)})
+            if isinstance(target, Phase):
+                await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind=f"lukket_{target.value}",
+                                     detail={"reason": case.closed_reason or ""})
+        if isinstance(target, Phase):
+            return self._resume(case, answers)
+        if verb == verbs.PAGE_PAUSE and not result.errors and not stale:
+            where = self._where(case, target)
+            return _Render(messages.paused_card(case.id, case.number, case.title, where), "Dine svar er gemt")
+        if target == step and (result.errors or stale or verb == verbs.PAGE_PAUSE):
+            shown = {**{k: v for k, v in result.rejected.items()}}
+            return self._page(case, answers, step, actor_name=actor.name, shown=shown,
+                              errors=result.errors if verb == verbs.PAGE_NEXT else {}, warnings=warnings,
+                              notices=notices, return_to_review=data.get("ret") == "review")
+        if warnings:
+            notices += [f"{form.items[item_id].short}: {message}" for item_id, message in warnings.items()]
+        return self._render_step(case, answers, target, actor_name=actor.name, notices=notices)
+
+    def _where(self, case: Case, step: Step) -> str:
+        if step.form is None:
+            return "Gennemse og indsend"
+        form = self._forms(case)[step.form]
+        page = form.pages[form.page_index[step.page or ""]]
+        return f"{form.short_title} – {page.title}"
+
+    def _with_notice(self, render: _Render, case: Case, answers: CaseAnswers, text: str) -> _Render:
+        step = Step.parse(case.current_step)
+        if Phase(case.phase).editable and Phase(case.phase) is not Phase.NO_DUTY:
+            return self._render_step(case, answers, step, notices=[text])
+        return render
+
+    async def _continue_anyway(self, repo: Repo, actor: Actor, case: Case, answers: CaseAnswers) -> _Render:
+        if Phase(case.phase) is not Phase.NO_DUTY:
+            return self._resume(case, answers)
+        flags = {**case.flags, "continue_anyway": True}
+        case.flags = flags
+        first = Step(DIALOGGRUNDLAG, self._forms(case)[DIALOGGRUNDLAG].pages[0].id)
+        case = await repo.update_case(case, flags=flags, phase=Phase.DIALOGGRUNDLAG.value, current_step=first.key,
+                                      closed_reason=None)
+        await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="fortsat_frivilligt", detail={})
+        return self._page(case, answers, first, actor_name=actor.name)
+
+    async def _edit_from_review(
+        self, repo: Repo, actor: Actor, case: Case, answers: CaseAnswers, data: Mapping[str, Any]
+    ) -> _Render:
+        phase = Phase(case.phase)
+        if not phase.editable:
+            return self._resume(case, answers)
+        try:
+            step = Step.parse(str(data.get("step")))
+        except ValueError:
+            return self._resume(case, answers, use_current=True)
+        if phase is Phase.NO_DUTY:
+            # "Ret svarene" on the closing card reopens the screening.
+            if step.form != SCREENING:
+                return self._resume(case, answers)
+            case = await repo.update_case(case, phase=Phase.SCREENING.value, current_step=step.key)
+            await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="genaabnet", detail={})
+            return self._page(case, answers, step, actor_name=actor.name)
+        if self._plan(case, answers.values()).index(step) is None:
+            return self._resume(case, answers, use_current=True)
+        return self._page(case, answers, step, actor_name=actor.name, return_to_review=phase is Phase.REVIEW)
+
+    async def _submit(
+        self, repo: Repo, actor: Actor, case: Case, answers: CaseAnswers, data: Mapping[str, Any]
+    ) -> _Render:
+        phase = Phase(case.phase)
+        if phase is Phase.SUBMITTED:
+            return self._submitted(case, answers.values())
+        if phase is not Phase.REVIEW:
+            return self._resume(case, answers)
+        values = answers.values()
+        if data.get("rev") != case.revision:
+            return self._review(case, values, notices=["Sagen er ændret, siden kortet blev vist. Gennemse den igen, før du indsender."])
+        review = self._review(case, values)
+        forms = self._forms(case)
+        case_plan = self._plan(case, values)
+        if any(engine.missing_required(forms[f], values.get(f, {})) for f in case_plan.forms()):
+            return review
+        now = self.clock()
+        case = await repo.update_case(case, phase=Phase.SUBMITTED.value, submitted_at=now, current_step=REVIEW.key)
+        await repo.add_event(
+            case.id,
+            actor_id=actor.id,
+            actor_name=actor.name,
+            kind="indsendt",
+            detail={"route": case.route, "hospital": case.hospital, "forms": case.form_versions},
+        )
+        return self._submitted(case, values)
+
+    # ------------------------------------------------------------------ conversation state
+    async def _remember(self, repo: Repo, actor: Actor, conversation: Conversation, render: _Render | None,
+                        **extra: Any) -> None:
+        state, etag = await repo.load_state(conversation.key)
+        wanted = {
+            **extra,
+            "user_id": actor.id,
+            "user_name": actor.name,
+            "tenant_id": actor.tenant_id,
+            "conversation_id": conversation.conversation_id,
+            "service_url": conversation.service_url,
+            "channel_id": conversation.channel_id,
+            "conversation_type": conversation.conversation_type,
+        }
+        if any(state.get(k) != v for k, v in wanted.items()):
+            await repo.save_state(conversation.key, {**state, **wanted, "seen": today_iso(self.clock())}, etag)
+
+
+def today_iso(now: datetime) -> str:
+    return now.astimezone(COPENHAGEN).date().isoformat()

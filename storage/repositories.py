@@ -1,0 +1,327 @@
+"""Repositories over one transaction (SQLAlchemy Core on the mapped tables: lean per turn)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import (
+    AnswerRow,
+    CaseCounterRow,
+    CaseEventRow,
+    CaseRow,
+    ConversationStateRow,
+    ProcessedActivityRow,
+)
+
+cases_t = CaseRow.__table__
+counters_t = CaseCounterRow.__table__
+answers_t = AnswerRow.__table__
+events_t = CaseEventRow.__table__
+state_t = ConversationStateRow.__table__
+processed_t = ProcessedActivityRow.__table__
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class StateConflict(Exception):
+    """The conversation state changed since it was read (another turn or process wrote it)."""
+
+
+class RevisionConflict(Exception):
+    """The case changed since it was read."""
+
+
+@dataclass
+class Case:
+    id: int
+    number: str
+    title: str
+    tenant_id: str
+    initiator_id: str
+    initiator_name: str
+    phase: str
+    current_step: str
+    route: str | None
+    hospital: str | None
+    revision: int
+    form_versions: dict[str, str]
+    flags: dict[str, Any]
+    closed_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Case:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            number=m["number"],
+            title=m["title"],
+            tenant_id=m["tenant_id"],
+            initiator_id=m["initiator_id"],
+            initiator_name=m["initiator_name"],
+            phase=m["phase"],
+            current_step=m["current_step"],
+            route=m["route"],
+            hospital=m["hospital"],
+            revision=m["revision"],
+            form_versions=json.loads(m["form_versions"]),
+            flags=json.loads(m["flags"] or "{}"),
+            closed_reason=m["closed_reason"],
+            created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+            updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
+            submitted_at=_utc(m["submitted_at"]),
+        )
+
+
+@dataclass
+class StoredAnswer:
+    value: str
+    revision: int
+
+
+@dataclass
+class CaseAnswers:
+    """Answers of one case: form id → item id → value (with the revision that wrote it)."""
+
+    by_form: dict[str, dict[str, StoredAnswer]] = field(default_factory=dict)
+
+    def values(self) -> dict[str, dict[str, str]]:
+        return {form: {item: a.value for item, a in items.items()} for form, items in self.by_form.items()}
+
+
+@dataclass
+class Event:
+    at: datetime
+    actor_id: str
+    actor_name: str
+    kind: str
+    detail: dict[str, Any]
+
+
+class Repo:
+    """All reads and writes of one turn, on one connection inside one transaction."""
+
+    def __init__(self, conn: AsyncConnection, *, sqlite: bool) -> None:
+        self.conn = conn
+        self._insert = sqlite_dialect.insert if sqlite else postgresql.insert
+        self._sqlite = sqlite
+
+    # --- duplicate activities -------------------------------------------------------------
+    async def claim_activity(self, activity_id: str) -> bool:
+        """Record an activity id; False when it was already processed (a redelivery)."""
+        stmt = self._insert(processed_t).values(activity_id=activity_id, received_at=utcnow())
+        result = await self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["activity_id"]))
+        return result.rowcount == 1
+
+    async def prune_activities(self, older_than: timedelta) -> int:
+        result = await self.conn.execute(delete(processed_t).where(processed_t.c.received_at < utcnow() - older_than))
+        return result.rowcount or 0
+
+    # --- cases ----------------------------------------------------------------------------
+    async def create_case(
+        self,
+        *,
+        tenant_id: str,
+        initiator_id: str,
+        initiator_name: str,
+        phase: str,
+        current_step: str,
+        form_versions: dict[str, str],
+        prefix: str = "OF",
+    ) -> Case:
+        now = utcnow()
+        year = now.year
+        seq = await self._next_seq(year)
+        values = {
+            "number": f"{prefix}-{year}-{seq:04d}",
+            "year": year,
+            "seq": seq,
+            "title": "",
+            "tenant_id": tenant_id,
+            "initiator_id": initiator_id,
+            "initiator_name": initiator_name,
+            "phase": phase,
+            "current_step": current_step,
+            "revision": 1,
+            "form_versions": json.dumps(form_versions, sort_keys=True),
+            "flags": "{}",
+            "created_at": now,
+            "updated_at": now,
+        }
+        result = await self.conn.execute(insert(cases_t).values(**values).returning(cases_t))
+        return Case.from_row(result.one())
+
+    async def _next_seq(self, year: int) -> int:
+        bumped = await self.conn.execute(
+            update(counters_t).where(counters_t.c.year == year).values(last=counters_t.c.last + 1).returning(counters_t.c.last)
+        )
+        row = bumped.first()
+        if row is not None:
+            return int(row[0])
+        stmt = self._insert(counters_t).values(year=year, last=1).on_conflict_do_update(
+            index_elements=["year"], set_={"last": counters_t.c.last + 1}
+        )
+        result = await self.conn.execute(stmt.returning(counters_t.c.last))
+        return int(result.scalar_one())
+
+    async def get_case(self, case_id: int, *, for_update: bool = False) -> Case | None:
+        stmt = select(cases_t).where(cases_t.c.id == case_id)
+        if for_update and not self._sqlite:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return Case.from_row(row) if row else None
+
+    async def get_case_by_number(self, number: str) -> Case | None:
+        row = (await self.conn.execute(select(cases_t).where(cases_t.c.number == number.upper()))).first()
+        return Case.from_row(row) if row else None
+
+    async def list_cases(self, initiator_id: str, *, limit: int = 20) -> list[Case]:
+        stmt = (
+            select(cases_t)
+            .where(cases_t.c.initiator_id == initiator_id)
+            .order_by(cases_t.c.updated_at.desc(), cases_t.c.id.desc())
+            .limit(limit)
+        )
+        return [Case.from_row(row) for row in (await self.conn.execute(stmt)).all()]
+
+    async def count_cases(self, initiator_id: str) -> int:
+        stmt = select(func.count()).select_from(cases_t).where(cases_t.c.initiator_id == initiator_id)
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def newest_open_case(self, initiator_id: str, open_phases: list[str]) -> Case | None:
+        stmt = (
+            select(cases_t)
+            .where(and_(cases_t.c.initiator_id == initiator_id, cases_t.c.phase.in_(open_phases)))
+            .order_by(cases_t.c.updated_at.desc(), cases_t.c.id.desc())
+            .limit(1)
+        )
+        row = (await self.conn.execute(stmt)).first()
+        return Case.from_row(row) if row else None
+
+    async def update_case(self, case: Case, **changes: Any) -> Case:
+        """Write changes and bump the revision; refuses (RevisionConflict) if someone else wrote first."""
+        now = utcnow()
+        values = dict(changes)
+        for key in ("flags", "form_versions"):
+            if key in values:
+                values[key] = json.dumps(values[key], sort_keys=True)
+        values.update(revision=case.revision + 1, updated_at=now)
+        result = await self.conn.execute(
+            update(cases_t).where(and_(cases_t.c.id == case.id, cases_t.c.revision == case.revision)).values(**values)
+        )
+        if result.rowcount != 1:
+            raise RevisionConflict(case.number)
+        for key, value in changes.items():
+            setattr(case, key, value)
+        case.revision += 1
+        case.updated_at = now
+        return case
+
+    # --- answers --------------------------------------------------------------------------
+    async def get_answers(self, case_id: int) -> CaseAnswers:
+        rows = await self.conn.execute(
+            select(answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value, answers_t.c.revision).where(
+                answers_t.c.case_id == case_id
+            )
+        )
+        answers = CaseAnswers()
+        for form_id, item_id, value, revision in rows.all():
+            answers.by_form.setdefault(form_id, {})[item_id] = StoredAnswer(value, revision)
+        return answers
+
+    async def save_answers(
+        self, case_id: int, form_id: str, values: dict[str, str], *, revision: int, actor_id: str
+    ) -> None:
+        """Upsert answers (an empty string clears an answer)."""
+        if not values:
+            return
+        now = utcnow()
+        cleared = [item for item, value in values.items() if value == ""]
+        kept = [
+            {"case_id": case_id, "form_id": form_id, "item_id": item, "value": value, "revision": revision,
+             "updated_at": now, "updated_by": actor_id}
+            for item, value in values.items()
+            if value != ""
+        ]
+        if cleared:
+            await self.conn.execute(
+                delete(answers_t).where(
+                    and_(answers_t.c.case_id == case_id, answers_t.c.form_id == form_id, answers_t.c.item_id.in_(cleared))
+                )
+            )
+        if kept:
+            stmt = self._insert(answers_t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["case_id", "form_id", "item_id"],
+                set_={
+                    "value": stmt.excluded.value,
+                    "revision": stmt.excluded.revision,
+                    "updated_at": stmt.excluded.updated_at,
+                    "updated_by": stmt.excluded.updated_by,
+                },
+            )
+            await self.conn.execute(stmt, kept)
+
+    # --- events ---------------------------------------------------------------------------
+    async def add_event(self, case_id: int, *, actor_id: str, actor_name: str, kind: str, detail: dict[str, Any]) -> None:
+        await self.conn.execute(
+            insert(events_t).values(
+                case_id=case_id, at=utcnow(), actor_id=actor_id, actor_name=actor_name, kind=kind,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            )
+        )
+
+    async def events(self, case_id: int) -> list[Event]:
+        rows = await self.conn.execute(
+            select(events_t.c.at, events_t.c.actor_id, events_t.c.actor_name, events_t.c.kind, events_t.c.detail)
+            .where(events_t.c.case_id == case_id)
+            .order_by(events_t.c.id)
+        )
+        return [Event(_utc(at), actor_id, actor_name, kind, json.loads(detail)) for at, actor_id, actor_name, kind, detail in rows.all()]  # type: ignore[arg-type]
+
+    # --- conversation state ---------------------------------------------------------------
+    async def load_state(self, key: str) -> tuple[dict[str, Any], int | None]:
+        row = (await self.conn.execute(select(state_t.c.data, state_t.c.etag).where(state_t.c.key == key))).first()
+        if row is None:
+            return {}, None
+        return json.loads(row[0]), int(row[1])
+
+    async def save_state(self, key: str, data: dict[str, Any], etag: int | None) -> int:
+        """Write state if it is still at ``etag`` (None: must not exist yet); returns the new eTag."""
+        payload = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        now = utcnow()
+        if etag is None:
+            stmt = self._insert(state_t).values(key=key, data=payload, etag=1, updated_at=now)
+            result = await self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            if result.rowcount != 1:
+                raise StateConflict(key)
+            return 1
+        result = await self.conn.execute(
+            update(state_t)
+            .where(and_(state_t.c.key == key, state_t.c.etag == etag))
+            .values(data=payload, etag=etag + 1, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise StateConflict(key)
+        return etag + 1
+
+    async def delete_state(self, key: str) -> None:
+        await self.conn.execute(delete(state_t).where(state_t.c.key == key))
