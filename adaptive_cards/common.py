@@ -16,12 +16,19 @@ COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 Json = dict[str, Any]
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>~])")
+_MD_LINE_START = re.compile(r"^(\s*)([-+#>]|\d+\.)(?=\s)", re.MULTILINE)
 
 
 def md_escape(text: str) -> str:
-    """User text shown in a TextBlock/FactSet is plain text, not markdown (Teams renders a markdown subset)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Show user text as typed: neutralise the markdown Teams renders in TextBlocks and FactSets
+    (emphasis, links, code, and list/heading markers at the start of a line)."""
+    escaped = _MD_INLINE.sub(r"\\\1", text)
+    def mark(match: re.Match[str]) -> str:
+        marker = match.group(2)
+        return match.group(1) + (marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker)
+
+    return _MD_LINE_START.sub(mark, escaped)
 
 
 def size_utf16(card: Json) -> int:

@@ -22,7 +22,9 @@ from adaptive_cards.common import (
 
 # Preview lengths tried in turn until the card fits the budget (long answers are shortened here;
 # their full text is one click away on the page itself).
-PREVIEW_STEPS = (220, 160, 120, 90, 70, 50, 35, 20)
+PREVIEW_STEPS = (220, 160, 120, 90, 70, 55, 40, 30, 20)
+# Input ids of the per-form page pickers ("Vis og ret").
+EDIT_INPUT_PREFIX = "ret_"
 
 
 @dataclass
@@ -59,6 +61,31 @@ class ReviewView:
     can_submit: bool = True
 
 
+def _edit_picker(view: ReviewView, form_index: int, form: ReviewForm) -> list[Json]:
+    """One "Vis og ret" per form: a compact page picker and a button (cheaper than a button per page)."""
+    input_id = f"{EDIT_INPUT_PREFIX}{form_index}"
+    pages = form.pages
+    if not pages:
+        return []
+    return [
+        {
+            "type": "ColumnSet",
+            "columns": [
+                {"type": "Column", "width": "stretch", "items": [{
+                    "type": "Input.ChoiceSet",
+                    "id": input_id,
+                    "style": "compact",
+                    "value": pages[0].step_key,
+                    "choices": [{"title": page.title, "value": page.step_key} for page in pages],
+                }]},
+                {"type": "Column", "width": "auto", "items": [action_set([
+                    action("Vis og ret", verbs.REVIEW_EDIT, {"case": view.case_id, "pick": input_id}, inputs=True)
+                ])]},
+            ],
+        }
+    ]
+
+
 def _build(view: ReviewView, limit: int) -> Json:
     body: list[Json] = [
         *heading("Gennemse og indsend", f"Sag {view.number}" + (f" · {md_escape(view.title)}" if view.title else "")),
@@ -66,7 +93,7 @@ def _build(view: ReviewView, limit: int) -> Json:
     if view.notices:
         body.append(notice(view.notices, color="Warning"))
     body.append(text_block("Sagen sendes til: " + "; ".join(view.destination_lines), size="Small"))
-    for form in view.forms:
+    for index, form in enumerate(view.forms):
         body.append(
             text_block(f"{form.title} – {form.progress_text}", size="Medium", weight="Bolder", separator=True,
                        spacing="Large")
@@ -81,20 +108,9 @@ def _build(view: ReviewView, limit: int) -> Json:
                 else:
                     value = "–"
                 facts.append((item.label, value))
-            body.append(
-                {
-                    "type": "ColumnSet",
-                    "spacing": "Medium",
-                    "columns": [
-                        {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center",
-                         "items": [text_block(page.title, weight="Bolder")]},
-                        {"type": "Column", "width": "auto", "items": [
-                            action_set([action("Vis og ret", verbs.REVIEW_EDIT,
-                                               {"case": view.case_id, "step": page.step_key})])]},
-                    ],
-                }
-            )
+            body.append(text_block(page.title, weight="Bolder", spacing="Medium"))
             body.append(fact_set(facts))
+        body += _edit_picker(view, index, form)
     actions: list[Json] = []
     if view.missing:
         body.append(notice(["Før sagen kan indsendes, mangler svar på:", *[f"• {m}" for m in view.missing]]))

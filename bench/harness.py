@@ -126,13 +126,13 @@ class _ReplyTracker:
         if waiter is not None and n > waiter[0] and not waiter[1].done():
             waiter[1].set_result(None)
 
-    async def wait_beyond(self, conversation_id: str, baseline: int, timeout: float) -> bool:
+    async def wait_beyond(self, conversation_id: str, baseline: int, limit: float) -> bool:
         if self.counts.get(conversation_id, 0) > baseline:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiters[conversation_id] = (baseline, fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, limit)
             return True
         except TimeoutError:
             return False
@@ -152,7 +152,7 @@ async def run_load(
     turns_per_conversation: int,
     connector: FakeConnector,
     expect_reply: bool,
-    timeout: float = 10,
+    timeout: float = 10,  # noqa: ASYNC109 - per-turn limit, part of the harness API
     warmup_turns: int = 0,
     headers: Mapping[str, str] | None = None,
     is_reply: Callable[[dict[str, Any]], bool] = _default_is_reply,
@@ -271,7 +271,7 @@ def _open_log(path: str | os.PathLike[str]) -> Any:
 async def start_process(
     args: Sequence[str],
     ready_url: str,
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = REPO_ROOT,
@@ -314,7 +314,7 @@ async def start_process(
                 pass
 
 
-async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 5.0) -> int:
+async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 5.0) -> int:  # noqa: ASYNC109
     """Terminate (SIGTERM), wait up to ``timeout`` seconds, then kill; return the exit code."""
     if proc.returncode is None:
         try:

@@ -31,7 +31,9 @@ async def run(conversations: int, turns: int, warmup: int, repeat: int, port: in
     bot_url = f"http://127.0.0.1:{port}/api/messages"
     results: list[LoadResult] = []
     async with FakeConnector() as connector:
-        proc = await start_process(python_module_args("bench.echo_baseline", "--port", str(port)), bot_url, 30)
+        proc = await start_process(
+            python_module_args("bench.echo_baseline", "--port", str(port)), bot_url, 30
+        )
         try:
             for run_no in range(repeat):
 
@@ -62,7 +64,9 @@ async def run(conversations: int, turns: int, warmup: int, repeat: int, port: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=20, help="measured turns per conversation")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured warm-up turns per conversation")

@@ -50,7 +50,7 @@ async def messages(request: web.Request) -> web.Response:
         return _problem(413, f"body larger than {limit} bytes")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _problem(400, "body is not valid JSON")
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         return _problem(400, "body is not a Bot Framework activity")
@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         app_password=password,
         app_type=settings.microsoft_app_type.value,
         tenant_id=settings.microsoft_app_tenant_id,
+        openid_metadata_url=settings.openid_metadata_url,
     )
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     microsoft_app_type: AppType = AppType.SINGLE_TENANT
     microsoft_app_tenant_id: str = ""
 
+    # Where the Bot Framework's signing keys are published (override only for sovereign clouds or tests).
+    openid_metadata_url: str | None = None
+
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     answer_max_length: int = Field(default=2000, ge=50, le=20000)
     organisation_file: Path = DEFAULT_ORGANISATION_FILE

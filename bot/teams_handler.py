@@ -10,6 +10,7 @@ from adaptive_cards import verbs
 from adaptive_cards.messages import error_card, notice_card
 from bot.activity import IncomingActivity, card_message, invoke_card_response
 from bot.connector import ConnectorClient, ConnectorError
+from bot.credentials import TokenUnavailableError
 from dialogs.service import Actor, CaseService, Conversation, Reply
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class TeamsHandler:
             try:
                 await self.connector.send(activity.service_url, activity.conversation.id,
                                           card_message(reply.card, activity, reply.summary), activity.id)
-            except (ConnectorError, OSError, TimeoutError) as error:
+            except (ConnectorError, TokenUnavailableError, OSError, TimeoutError) as error:
                 log.warning("reply to %s not delivered: %s", activity.conversation.id, error)
 
     async def _replace(self, activity: IncomingActivity, reply: Reply) -> None:
@@ -125,7 +126,7 @@ class TeamsHandler:
             try:
                 await self.connector.update(activity.service_url, activity.conversation.id, activity.reply_to_id, message)
                 return
-            except (ConnectorError, OSError, TimeoutError) as error:
+            except (ConnectorError, TokenUnavailableError, OSError, TimeoutError) as error:
                 log.info("could not update card %s (%s); sending a new one", activity.reply_to_id, error)
         await self._send(activity, [reply])
 

@@ -194,10 +194,17 @@ def progress(form: Form, answers: FormAnswers, *, numbered_only: bool = False) -
     return Progress(sum(1 for i in items if answers.get(i.id)), len(items))
 
 
+def is_open(item: Item, answers: FormAnswers) -> bool:
+    """Unanswered and still relevant (an item only required under a condition counts when it is required)."""
+    if answers.get(item.id):
+        return False
+    return not item.required_when or is_required(item, answers)
+
+
 def first_open_page(form: Form, answers: FormAnswers) -> Page | None:
-    """The first visible page with an unanswered item, or None when every item is answered."""
+    """The first visible page with an open item, or None when every relevant item is answered."""
     for page in visible_pages(form, answers):
-        if any(not answers.get(item.id) for item in page_items(form, page, answers)):
+        if any(is_open(item, answers) for item in page_items(form, page, answers)):
             return page
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from adaptive_cards import messages, verbs
@@ -272,7 +272,7 @@ class CaseService:
             form = forms[step.form]
             page = form.pages[form.page_index[step.page or ""]]
             form_values = values.get(step.form, {})
-            if any(not form_values.get(item.id) for item in engine.page_items(form, page, form_values)):
+            if any(engine.is_open(item, form_values) for item in engine.page_items(form, page, form_values)):
                 return step
         return case_plan.steps[-1]
 
@@ -370,6 +370,8 @@ class CaseService:
                     value = form_values.get(item.id)
                     if value and item.kind in (ItemKind.YESNO, ItemKind.CHOICE):
                         value = engine.option_values(item, self._hospitals).get(value, value)
+                    elif value and item.kind is ItemKind.DATE:
+                        value = _da_date(value)
                     items.append(ReviewItem(label, value, needed))
                 pages.append(ReviewPage(Step(form_id, page.id).key, page.title, items))
             if form_id == MINI_MTV:
@@ -551,8 +553,9 @@ class CaseService:
         phase = Phase(case.phase)
         if not phase.editable:
             return self._resume(case, answers)
+        picked = data.get(data["pick"]) if isinstance(data.get("pick"), str) else None
         try:
-            step = Step.parse(str(data.get("step")))
+            step = Step.parse(str(picked or data.get("step")))
         except ValueError:
             return self._resume(case, answers, use_current=True)
         if phase is Phase.NO_DUTY:
@@ -609,6 +612,14 @@ class CaseService:
         }
         if any(state.get(k) != v for k, v in wanted.items()):
             await repo.save_state(conversation.key, {**state, **wanted, "seen": today_iso(self.clock())}, etag)
+
+
+def _da_date(value: str) -> str:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return value
+    return f"{day.day}.{day.month}.{day.year}"
 
 
 def today_iso(now: datetime) -> str:

@@ -218,7 +218,9 @@ def message(
     return activity
 
 
-def submit(value: dict[str, Any], *, reply_to_id: str | None = None, **fields: Unpack[ActivityFields]) -> dict[str, Any]:
+def submit(
+    value: dict[str, Any], *, reply_to_id: str | None = None, **fields: Unpack[ActivityFields]
+) -> dict[str, Any]:
     """A ``message`` with ``value`` and no ``text``, as an Adaptive Card ``Action.Submit`` arrives
     (``replyToId`` = the card's activity id if given)."""
     activity = _base("message", reply_to_id=reply_to_id, **fields)

@@ -239,7 +239,7 @@ class FakeConnector:
                 )
         return out
 
-    async def wait_for(self, predicate: Predicate, timeout: float = 5.0) -> Call:
+    async def wait_for(self, predicate: Predicate, timeout: float = 5.0) -> Call:  # noqa: ASYNC109
         """Return the first recorded call (already recorded or arriving within ``timeout`` seconds)
         for which ``predicate(call)`` is true; raise ``TimeoutError`` otherwise."""
         for call in self.calls:

@@ -1,0 +1,1 @@
+"""End-to-end walks through the Microsoft 365 Agents Playground in headless Chromium (opt-in: RUN_E2E=1)."""
