@@ -16,6 +16,7 @@ from adaptive_cards.common import (
     heading,
     md_escape,
     notice,
+    preview,
     text_block,
 )
 
@@ -104,7 +105,7 @@ def case_list_card(entries: list[CaseListEntry], total: int) -> Json:
         return notice_card("Du har ingen sager endnu", ["Skriv **ny sag** eller tryk på knappen for at begynde."])
     body: list[Json] = [*heading("Mine sager", f"{total} sag{'er' if total != 1 else ''}" if total else None)]
     for entry in entries:
-        title = md_escape(entry.title) if entry.title else "(uden titel endnu)"
+        title = md_escape(preview(entry.title, 80)) if entry.title else "(uden titel endnu)"
         body.append(
             {
                 "type": "Container",

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adaptive_cards import verbs
-from adaptive_cards.common import Json, action, action_set, card, md_escape, notice, text_block
+from adaptive_cards.common import (
+    CARD_BUDGET_BYTES,
+    Json,
+    action,
+    action_set,
+    card,
+    md_escape,
+    notice,
+    size_utf16,
+    text_block,
+)
 from dialogs.forms_model import Form, Item, ItemKind, Page
 
 
@@ -72,6 +82,15 @@ def _input(item: Item, view: PageView) -> Json:
 
 
 def page_card(view: PageView) -> Json:
+    """The page as a card; if answers at their maximum length push it over the budget, the static
+    help texts are left out (the questions, answers and messages are always kept)."""
+    built = _page_card(view, compact=False)
+    if size_utf16(built) >= CARD_BUDGET_BYTES:
+        built = _page_card(view, compact=True)
+    return built
+
+
+def _page_card(view: PageView, *, compact: bool) -> Json:
     form = view.form
     body: list[Json] = [
         text_block(f"{form.short_title} · side {view.page_no} af {view.page_count}", weight="Bolder", color="Accent"),
@@ -83,7 +102,7 @@ def page_card(view: PageView) -> Json:
             spacing="None",
         ),
     ]
-    if view.is_first and form.intro:
+    if view.is_first and form.intro and not compact:
         body.append(text_block(form.intro, subtle=True))
     if view.notices:
         body.append(notice(view.notices, color="Warning"))
@@ -100,14 +119,14 @@ def page_card(view: PageView) -> Json:
             current_section = section
             if section.title != item.label:
                 body.append(text_block(section.title, weight="Bolder", separator=True, spacing="Medium"))
-            if section.intro:
+            if section.intro and not compact:
                 body.append(text_block(section.intro, subtle=True))
         body.append(_input(item, view))
-        if item.kind is ItemKind.CHOICE and item.options:
+        if item.kind is ItemKind.CHOICE and item.options and not compact:
             for option in item.options:
                 if option.help:
                     body.append(text_block(f"**{option.title}:** {option.help}", size="Small", subtle=True))
-        if item.help:
+        if item.help and not compact:
             body.append(text_block(item.help, size="Small", subtle=True, spacing="None"))
         if item.id in view.errors:
             body.append(text_block(view.errors[item.id], color="Attention", spacing="None"))

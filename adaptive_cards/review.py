@@ -22,7 +22,7 @@ from adaptive_cards.common import (
 
 # Preview lengths tried in turn until the card fits the budget (long answers are shortened here;
 # their full text is one click away on the page itself).
-PREVIEW_STEPS = (220, 160, 120, 90, 70, 55, 40, 30, 20)
+PREVIEW_STEPS = (220, 160, 120, 90, 70, 55, 40, 30, 20, 10, 0)  # 0: only "besvaret" (last resort)
 # Input ids of the per-form page pickers ("Vis og ret").
 EDIT_INPUT_PREFIX = "ret_"
 
@@ -74,6 +74,7 @@ def _edit_picker(view: ReviewView, form_index: int, form: ReviewForm) -> list[Js
                 {"type": "Column", "width": "stretch", "items": [{
                     "type": "Input.ChoiceSet",
                     "id": input_id,
+                    "label": "Vælg en side at se eller rette",
                     "style": "compact",
                     "value": pages[0].step_key,
                     "choices": [{"title": page.title, "value": page.step_key} for page in pages],
@@ -102,7 +103,7 @@ def _build(view: ReviewView, limit: int) -> Json:
             facts = []
             for item in page.items:
                 if item.value:
-                    value = md_escape(preview(item.value, limit))
+                    value = md_escape(preview(item.value, limit)) if limit else "besvaret"
                 elif item.missing_required:
                     value = "**Mangler – skal besvares**"
                 else:
@@ -125,7 +126,7 @@ def _build(view: ReviewView, limit: int) -> Json:
 def review_card(view: ReviewView, *, budget: int = CARD_BUDGET_BYTES) -> Json:
     built = _build(view, PREVIEW_STEPS[0])
     for limit in PREVIEW_STEPS[1:]:
-        if size_utf16(built) <= budget:
+        if size_utf16(built) < budget:
             break
         built = _build(view, limit)
     return built

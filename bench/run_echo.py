@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port for the echo bot (default: free port)")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     results = asyncio.run(run(args.conversations, args.turns, args.warmup, args.repeat, args.port))
     label = f"echo baseline {args.conversations}x{args.turns}"
     print(LoadResult.header())
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result.row(label if len(results) == 1 else f"{label} #{i}"))
         for sample in result.error_samples:
             print(f"  error: {sample}")
+    # The figures are only comparable on an otherwise idle machine (2 cores: bot + harness).
+    print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -88,10 +88,9 @@ def case_lifecycle_mermaid() -> str:
     for transition in LIFECYCLE:
         arrow = f"    {_node_id(transition.source)} --> {_node_id(transition.target)}"
         lines.append(f"{arrow} : {transition.label}" if transition.label else arrow)
-    closed = [phase.value for phase in Phase if phase.closed]
     lines.append("    classDef closed fill:#eeeeee,stroke:#888888,color:#333333")
     lines.append("    classDef done fill:#dff0d8,stroke:#3c763d")
-    lines.append(f"    class {', '.join(closed)} closed")
+    lines += [f"    class {phase.value} closed" for phase in Phase if phase.closed]
     lines.append(f"    class {Phase.SUBMITTED.value} done")
     return "\n".join(lines) + "\n"
 
@@ -186,8 +185,11 @@ def flows_markdown(forms: Sequence[Form]) -> str:
         "`(*)` = must be answered under a condition. Dashed pages are shown only when their condition holds.\n",
     ]
     for form in forms:
-        items = len(form.items)
+        pages, items = len(form.pages), len(form.items)
         parts.append(f"### {form.title} (`{form.id}`, version {form.version})\n")
-        parts.append(f"{len(form.pages)} sider, {items} felter. Kilde: {form.source}.\n")
+        parts.append(
+            f"{pages} {'page' if pages == 1 else 'pages'}, {items} {'item' if items == 1 else 'items'}. "
+            f"Source: {form.source}.\n"
+        )
         parts.append(_fence(form_pages_mermaid(form)))
     return "\n".join(parts)

@@ -16,19 +16,25 @@ from dialogs.forms_model import SHORT_MAX, Form, Item, ItemKind, Page
 FormAnswers = Mapping[str, str]
 
 YES, NO = "ja", "nej"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    r"\u2066-\u2069\ufeff]"
+)
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x85\u2028\u2029]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^[+0-9 ()\-./]{4,40}$")
+_PHONE = re.compile(r"^(?=(?:\D*\d){4})[+0-9 ()\-./]{4,40}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Danish CPR: DDMMYY-SSSS (the dash or a space optional), day 01-31 and month 01-12.
-_CPR = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])(\d{2})[- ]?(\d{4})(?!\d)")
+_CPR = re.compile(
+    r"(?<!\d)(0[1-9]|[12]\d|3[01])[ .]?(0[1-9]|1[0-2])[ .]?(\d{2})[ \-\u2010-\u2013./]?(\d{4})(?!\d)"
+)
 
 
 def clean_text(value: object) -> str:
     """Normalise user text: NFC, no control or direction-override characters, LF line ends, trimmed."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
-    return text.strip()
+    text = _CONTROL.sub("", _LINE_BREAKS.sub("\n", text))
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def looks_like_cpr(text: str) -> bool:
@@ -67,14 +73,23 @@ def visible_pages(form: Form, answers: FormAnswers) -> list[Page]:
     return [page for page in form.pages if page_items(form, page, answers)]
 
 
+def _could_enable(item: Item, answers: FormAnswers) -> bool:
+    """Whether an item not enabled yet may still be enabled once open conditions are answered."""
+    if not item.enable_when:
+        return False
+    open_ = [not answers.get(cond.item) for cond in item.enable_when]
+    met = [answers.get(cond.item) == cond.equals for cond in item.enable_when]
+    if item.enable_behavior == "any":
+        return any(open_)
+    return any(open_) and all(m or o for m, o in zip(met, open_, strict=True))
+
+
 def expected_pages(form: Form, answers: FormAnswers) -> list[Page]:
     """Pages the user will see: visible ones, plus conditional pages whose conditions are still open."""
     result = []
     for page in form.pages:
         items = [form.items[item_id] for item_id in page.items]
-        undecided = any(
-            cond.item not in answers or not answers.get(cond.item) for item in items for cond in item.enable_when
-        )
+        undecided = any(_could_enable(item, answers) for item in items)
         if page_items(form, page, answers) or undecided:
             result.append(page)
     return result
@@ -130,7 +145,9 @@ def read_page(
         if item.id not in submitted:
             continue
         raw = submitted[item.id]
-        if isinstance(raw, (dict, list)):
+        if raw is None:
+            continue  # a null is no answer to store (and never wipes a saved one)
+        if not isinstance(raw, str):
             result.errors[item.id] = "Svaret kunne ikke læses. Prøv igen."
             continue
         value = clean_text(raw)
@@ -166,6 +183,8 @@ def _format_error(item: Item, value: str, hospitals: Mapping[str, str]) -> str |
             return "Vælg en af mulighederne."
     elif item.kind is ItemKind.DATE:
         try:
+            if not _ISO_DATE.match(value):
+                raise ValueError(value)
             date.fromisoformat(value)
         except ValueError:
             return "Angiv en gyldig dato."
@@ -190,7 +209,11 @@ class Progress:
 
 def progress(form: Form, answers: FormAnswers, *, numbered_only: bool = False) -> Progress:
     """How many of the enabled items have an answer (``numbered_only``: only numbered questions)."""
-    items = [i for i in form.items.values() if is_enabled(i, answers) and (i.number or not numbered_only)]
+    items = [
+        i
+        for i in form.items.values()
+        if is_enabled(i, answers) and (i.number or not numbered_only) and (not i.required_when or is_required(i, answers) or answers.get(i.id))
+    ]
     return Progress(sum(1 for i in items if answers.get(i.id)), len(items))
 
 

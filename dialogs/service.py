@@ -144,8 +144,9 @@ class CaseService:
                         log.info("duplicate invoke %s: answering with the current view", activity_id)
                         render = await self._current_view(repo, actor, data)
                     else:
+                        # The conversation reference is kept from messages and installs; a card action
+                        # always comes after one of those, so it costs no extra read here.
                         render = await self._dispatch(repo, actor, verb, data)
-                        await self._remember(repo, actor, conversation, render)
                 return Reply(render.card, render.summary)
             except (RevisionConflict, StateConflict):
                 # Another turn (another device or process) wrote the case first: read again and redo.
@@ -462,7 +463,7 @@ class CaseService:
         new_revision = case.revision + 1
         if changed:
             await repo.save_answers(case.id, form.id, changed, revision=new_revision, actor_id=actor.id)
-            answers = await repo.get_answers(case.id)
+            answers.apply(form.id, changed, new_revision)
         values = answers.values()
         new_plan = self._plan(case, values)
         if result.errors and verb != verbs.PAGE_NEXT:

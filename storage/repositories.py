@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -106,6 +106,15 @@ class CaseAnswers:
     def values(self) -> dict[str, dict[str, str]]:
         return {form: {item: a.value for item, a in items.items()} for form, items in self.by_form.items()}
 
+    def apply(self, form_id: str, values: dict[str, str], revision: int) -> None:
+        """Mirror a ``Repo.save_answers`` in memory ("" clears)."""
+        answers = self.by_form.setdefault(form_id, {})
+        for item_id, value in values.items():
+            if value == "":
+                answers.pop(item_id, None)
+            else:
+                answers[item_id] = StoredAnswer(value, revision)
+
 
 @dataclass
 class Event:
@@ -116,19 +125,55 @@ class Event:
     detail: dict[str, Any]
 
 
+class Statements:
+    """Statements of the hot path, built once per dialect (building them is costlier than running them)."""
+
+    def __init__(self, *, sqlite: bool) -> None:
+        insert_ = sqlite_dialect.insert if sqlite else postgresql.insert
+        self.insert = insert_
+        self.claim = insert_(processed_t).on_conflict_do_nothing(index_elements=["activity_id"])
+        upsert = insert_(answers_t)
+        self.upsert_answers = upsert.on_conflict_do_update(
+            index_elements=["case_id", "form_id", "item_id"],
+            set_={
+                "value": upsert.excluded.value,
+                "revision": upsert.excluded.revision,
+                "updated_at": upsert.excluded.updated_at,
+                "updated_by": upsert.excluded.updated_by,
+            },
+        )
+        self.get_case = select(cases_t).where(cases_t.c.id == bindparam("case_id"))
+        self.get_case_for_update = self.get_case if sqlite else self.get_case.with_for_update()
+        self.get_answers = select(
+            answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value, answers_t.c.revision
+        ).where(answers_t.c.case_id == bindparam("case_id"))
+        self.add_event = insert(events_t)
+        self.load_state = select(state_t.c.data, state_t.c.etag).where(state_t.c.key == bindparam("key"))
+
+
+_STATEMENTS = {True: None, False: None}
+
+
+def statements(*, sqlite: bool) -> Statements:
+    built = _STATEMENTS[sqlite]
+    if built is None:
+        built = _STATEMENTS[sqlite] = Statements(sqlite=sqlite)
+    return built
+
+
 class Repo:
     """All reads and writes of one turn, on one connection inside one transaction."""
 
     def __init__(self, conn: AsyncConnection, *, sqlite: bool) -> None:
         self.conn = conn
-        self._insert = sqlite_dialect.insert if sqlite else postgresql.insert
+        self._sql = statements(sqlite=sqlite)
+        self._insert = self._sql.insert
         self._sqlite = sqlite
 
     # --- duplicate activities -------------------------------------------------------------
     async def claim_activity(self, activity_id: str) -> bool:
         """Record an activity id; False when it was already processed (a redelivery)."""
-        stmt = self._insert(processed_t).values(activity_id=activity_id, received_at=utcnow())
-        result = await self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["activity_id"]))
+        result = await self.conn.execute(self._sql.claim, {"activity_id": activity_id, "received_at": utcnow()})
         return result.rowcount == 1
 
     async def prune_activities(self, older_than: timedelta) -> int:
@@ -183,10 +228,8 @@ class Repo:
         return int(result.scalar_one())
 
     async def get_case(self, case_id: int, *, for_update: bool = False) -> Case | None:
-        stmt = select(cases_t).where(cases_t.c.id == case_id)
-        if for_update and not self._sqlite:
-            stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
+        stmt = self._sql.get_case_for_update if for_update else self._sql.get_case
+        row = (await self.conn.execute(stmt, {"case_id": case_id})).first()
         return Case.from_row(row) if row else None
 
     async def get_case_by_number(self, number: str) -> Case | None:
@@ -237,11 +280,7 @@ class Repo:
 
     # --- answers --------------------------------------------------------------------------
     async def get_answers(self, case_id: int) -> CaseAnswers:
-        rows = await self.conn.execute(
-            select(answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value, answers_t.c.revision).where(
-                answers_t.c.case_id == case_id
-            )
-        )
+        rows = await self.conn.execute(self._sql.get_answers, {"case_id": case_id})
         answers = CaseAnswers()
         for form_id, item_id, value, revision in rows.all():
             answers.by_form.setdefault(form_id, {})[item_id] = StoredAnswer(value, revision)
@@ -268,25 +307,14 @@ class Repo:
                 )
             )
         if kept:
-            stmt = self._insert(answers_t)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["case_id", "form_id", "item_id"],
-                set_={
-                    "value": stmt.excluded.value,
-                    "revision": stmt.excluded.revision,
-                    "updated_at": stmt.excluded.updated_at,
-                    "updated_by": stmt.excluded.updated_by,
-                },
-            )
-            await self.conn.execute(stmt, kept)
+            await self.conn.execute(self._sql.upsert_answers, kept)
 
     # --- events ---------------------------------------------------------------------------
     async def add_event(self, case_id: int, *, actor_id: str, actor_name: str, kind: str, detail: dict[str, Any]) -> None:
         await self.conn.execute(
-            insert(events_t).values(
-                case_id=case_id, at=utcnow(), actor_id=actor_id, actor_name=actor_name, kind=kind,
-                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
-            )
+            self._sql.add_event,
+            {"case_id": case_id, "at": utcnow(), "actor_id": actor_id, "actor_name": actor_name, "kind": kind,
+             "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True)},
         )
 
     async def events(self, case_id: int) -> list[Event]:
@@ -299,7 +327,7 @@ class Repo:
 
     # --- conversation state ---------------------------------------------------------------
     async def load_state(self, key: str) -> tuple[dict[str, Any], int | None]:
-        row = (await self.conn.execute(select(state_t.c.data, state_t.c.etag).where(state_t.c.key == key))).first()
+        row = (await self.conn.execute(self._sql.load_state, {"key": key})).first()
         if row is None:
             return {}, None
         return json.loads(row[0]), int(row[1])

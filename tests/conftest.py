@@ -44,7 +44,6 @@ def pg_server() -> Iterator[Any]:
 
 
 def _pg_async_url(server: Any, database: str) -> str:
-    socket_dir = server.pgdata if hasattr(server, "pgdata") else None
     uri = server.get_uri(database)  # postgresql://postgres:@/db?host=/socket/dir
     return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
 

@@ -227,3 +227,382 @@ def running_services(workdir: Path | None = None) -> Iterator[Services]:
         services.stop()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The walk
+# --------------------------------------------------------------------------------------------------------------
+
+CASE_NUMBER = re.compile(r"OF-\d{4}-\d{4}")
+TASK = "Sårpleje i eget hjem"
+ORGANISATION = "Aalborg Universitetshospital, Karkirurgisk afdeling"
+LONG_ANSWER = (
+    "Borgere med kroniske sår efter karkirurgi får i dag skiftet forbinding på hospitalets sårambulatorium to "
+    "gange om ugen. Fremover skal hjemmesygeplejen i bopælskommunen stå for skiftet i borgerens eget hjem, mens "
+    "sårambulatoriet bevarer ansvaret for behandlingsplanen og ser borgeren hver fjerde uge. "
+    "Hjemmesygeplejen får en skriftlig instruks, fotodokumentation af såret via den fælles sårjournal og en fast "
+    "telefontid hos ambulatoriets sygeplejersker. Ændringen berører anslået 120-150 borgere om året i de 11 "
+    "kommuner; de fleste er over 70 år, og mange har diabetes. Forbindinger og kompressionsmaterialer udleveres "
+    "i overgangsperioden fra hospitalet og derefter efter kommunens hjælpemiddelordning. Æ, ø og å skal se "
+    "rigtige ud – også i »citater« og tankestreger – og lange linjer skal ombrydes pænt."
+)
+TIMEOUT_MS = 20_000
+
+
+@dataclass
+class StepResult:
+    number: int
+    name: str
+    ok: bool
+    screenshot: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class StepFailed(AssertionError):
+    pass
+
+
+def _pattern(text: str, *, anchored: bool = False) -> re.Pattern[str]:
+    """A regex for an accessible name; "/" escaped too, or Playwright's selector parser chokes on it."""
+    return re.compile(("^" if anchored else "") + re.escape(text).replace("/", r"\/"))
+
+
+@dataclass
+class WalkReport:
+    results: list[StepResult]
+    total: int
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.ok for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return self.passed == self.total
+
+
+class Walk:
+    """One user in "Personal Chat": helpers to type, click card buttons, check texts and take screenshots."""
+
+    def __init__(self, page: Any, out: Path, width: int = 1280, height: int = 900) -> None:
+        from playwright.sync_api import expect
+
+        self.page = page
+        self.out = out
+        self.expect = expect
+        self.width = width
+        self.height = height
+        self.results: list[StepResult] = []
+        self.findings: list[str] = []
+        self.case_number: str | None = None
+
+    # ---- locators -------------------------------------------------------------------------------------------
+    @property
+    def cards(self) -> Any:
+        return self.page.locator(".ac-adaptiveCard")
+
+    @property
+    def card(self) -> Any:
+        return self.cards.last
+
+    @property
+    def composer(self) -> Any:
+        return self.page.locator('[data-lexical-editor="true"][role="textbox"]').first
+
+    # ---- actions --------------------------------------------------------------------------------------------
+    def send(self, text: str, expect_text: str | re.Pattern[str]) -> None:
+        """Type a message in the composer, press Enter, wait for a new card that shows ``expect_text``."""
+        before = self.cards.count()
+        self.composer.click()
+        self.composer.press_sequentially(text, delay=15)
+        self.page.keyboard.press("Enter")
+        self.expect(self.cards).to_have_count(before + 1, timeout=TIMEOUT_MS)
+        self.expect(self.card).to_contain_text(expect_text, timeout=TIMEOUT_MS)
+
+    def press(self, button: str, expect_text: str | re.Pattern[str], *, replaces: bool = True) -> None:
+        """Click a button of the newest card; Action.Execute replaces that card in place (no new card)."""
+        before = self.cards.count()
+        self.card.get_by_role("button", name=button, exact=True).click()
+        self.expect(self.card).to_contain_text(expect_text, timeout=TIMEOUT_MS)
+        if replaces:
+            after = self.cards.count()
+            if after != before:
+                raise StepFailed(f"'{button}' changed the number of cards from {before} to {after} "
+                                 "(expected the card to be replaced in place)")
+
+    def choose(self, question: str, option: str | re.Pattern[str]) -> None:
+        """Pick an option of an expanded Input.ChoiceSet (radio group) labelled ``question``."""
+        group = self.card.get_by_role("radiogroup", name=_pattern(question))
+        radio = group.get_by_role("radio", name=option, exact=True if isinstance(option, str) else None)
+        radio.check()
+        self.expect(radio).to_be_checked()
+
+    def field(self, label: str) -> Any:
+        return self.card.get_by_role("textbox", name=_pattern(label, anchored=True))
+
+    def fill(self, label: str, text: str, *, keystrokes: bool = False) -> None:
+        box = self.field(label)
+        box.click()
+        if keystrokes:
+            box.press_sequentially(text, delay=10)
+        else:
+            box.fill(text)
+        self.expect(box).to_have_value(text)
+
+    def see(self, *texts: str | re.Pattern[str]) -> None:
+        for text in texts:
+            self.expect(self.card).to_contain_text(text, timeout=TIMEOUT_MS)
+
+    def page_header(self) -> str:
+        """The first line of the newest card, e.g. "Dialoggrundlag · side 3 af 4"."""
+        return self.card.inner_text().strip().splitlines()[0]
+
+    def note(self, finding: str) -> None:
+        """Something a user would find wrong that does not stop the walk (reported at the end)."""
+        self.findings.append(f"step {len(self.results) + 1:02d}: {finding}")
+
+    def not_see(self, *texts: str) -> None:
+        for text in texts:
+            self.expect(self.card).not_to_contain_text(text)
+
+    # ---- screenshots ----------------------------------------------------------------------------------------
+    def shot(self, name: str) -> str:
+        """Screenshot of the chat with the newest card fully visible (the viewport grows for tall cards)."""
+        path = self.out / f"{len(self.results) + 1:02d}-{name}.png"
+        card = self.card if self.cards.count() else None
+        resized = False
+        if card is not None:
+            box = card.bounding_box()
+            needed = int(box["height"]) + 330 if box else self.height
+            if needed > self.height:
+                self.page.set_viewport_size({"width": self.width, "height": min(needed, 6000)})
+                resized = True
+            self.page.wait_for_timeout(150)
+            card.scroll_into_view_if_needed()
+        self.page.wait_for_timeout(250)
+        self.page.screenshot(path=str(path))
+        if resized:
+            self.page.set_viewport_size({"width": self.width, "height": self.height})
+        return path.name
+
+    # ---- steps ----------------------------------------------------------------------------------------------
+    def step(self, name: str, body: Callable[[], None]) -> bool:
+        number = len(self.results) + 1
+        started = time.monotonic()
+        try:
+            body()
+        except Exception as error:  # any failure ends the walk; the screenshot shows where
+            shot = None
+            with contextlib.suppress(Exception):
+                shot = self.shot(f"{name}-FAILED")
+            message = f"{type(error).__name__}: {error}".strip()
+            self.results.append(StepResult(number, name, False, shot, message[:2000], time.monotonic() - started))
+            return False
+        shot = self.shot(name)
+        self.results.append(StepResult(number, name, True, shot, None, time.monotonic() - started))
+        return True
+
+
+def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
+
+    def open_personal_chat() -> None:
+        page = w.page
+        page.goto(ui_url)
+        page.get_by_role("treeitem", name=re.compile("Personal Chat")).click()
+        with contextlib.suppress(Exception):
+            page.get_by_role("button", name="Hide log panel").click(timeout=3000)
+        w.expect(w.cards.first).to_contain_text("Hej", timeout=TIMEOUT_MS)
+        w.see("ny sag", "Mini-MTV")
+
+    def help_() -> None:
+        w.send("hjælp", "Det kan du skrive til mig")
+        w.see("ny sag", "fortsæt", "mine sager", "Skriv aldrig patientoplysninger")
+
+    def new_case() -> None:
+        w.send("ny sag", "Screening · side 1 af 2")
+        w.see("Har ændringen konsekvenser for samarbejdspartnere?", "Indgår utensilier/hjælpemidler i ændringen?")
+        match = CASE_NUMBER.search(w.card.inner_text())
+        if not match:
+            raise StepFailed("no case number OF-YYYY-NNNN on the screening card")
+        w.case_number = match.group(0)
+
+    def screening() -> None:
+        w.choose("Har ændringen konsekvenser for samarbejdspartnere?", "Ja")
+        w.choose("Kræver ændringen nye kompetencer hos samarbejdspartnerne?", "Nej")
+        w.choose("Indgår utensilier/hjælpemidler i ændringen?", "Nej")
+
+    def initiativpligt() -> None:
+        w.press("Næste", "Screening · side 2 af 2")
+        w.see("Initiativpligt", "Er der behov for udarbejdelse af et skriftligt dialoggrundlag?", "Begrundelse")
+        w.choose("Er der behov for udarbejdelse af et skriftligt dialoggrundlag?", "Ja")
+
+    def dialog_page1() -> None:
+        w.press("Næste", "Dialoggrundlag · side 1 af 4")
+        w.see("Stamdata og baggrund", "Opgaveflytning af (navn på opgaven)")
+        name = w.field("Initiativtager (navn og organisation): navn")
+        w.expect(name).to_have_value("Mette Kjær Jensen")
+        w.fill("Opgaveflytning af (navn på opgaven)", TASK, keystrokes=True)
+        w.fill("Initiativtager (navn og organisation): organisation", ORGANISATION)
+        w.fill("a. Hvorfor opgaveflytning?", "Borgeren slipper for transport, og sårplejen kommer tættere på hverdagen.")
+
+    def dialog_page2() -> None:
+        w.press("Næste", "Dialoggrundlag · side 2 af 4")
+        w.see("Beskrivelse af opgaven", TASK, "- Hvad skal der ske?")
+        w.fill("- Hvad skal der ske?", LONG_ANSWER)
+        w.fill("- Hvornår skal det ske?", "Fra 1. marts, efter et halvt års pilotforløb i to kommuner.")
+
+    def dialog_page3() -> None:
+        w.press("Næste", "Dialoggrundlag · side 3 af 4")
+        w.see("Konsekvenser", "Fordele/konsekvenser for borgeren/patienten")
+
+    def back_keeps_answers() -> None:
+        w.press("Tilbage", "Dialoggrundlag · side 2 af 4")
+        w.expect(w.field("- Hvad skal der ske?")).to_have_value(LONG_ANSWER)
+        w.press("Næste", "Dialoggrundlag · side 3 af 4")
+        w.fill("- Behov for kompetenceudvikling?", "Undervisning af hjemmesygeplejen i kompressionsbehandling.")
+
+    def pause() -> None:
+        w.press("Gem og fortsæt senere", "Dine svar er gemt")
+        w.see(w.case_number or CASE_NUMBER, "Du er nået til:", "fortsæt")
+
+    def resume() -> None:
+        w.send("fortsæt", "Dialoggrundlag · side")
+        w.see(w.case_number or CASE_NUMBER, TASK)
+        header = w.page_header()
+        if "side 3 af 4" not in header:
+            w.note(f"'Gem og fortsæt senere' said 'Du er nået til: Dialoggrundlag – Konsekvenser' (side 3 af 4), "
+                   f"but 'fortsæt' opened '{header}'")
+
+    def dialog_page4() -> None:
+        # From wherever "fortsæt" landed, Næste to page 4; the answers given before the pause must still be there.
+        for _ in range(4):
+            header = w.page_header()
+            if "side 2 af 4" in header:
+                w.expect(w.field("- Hvad skal der ske?")).to_have_value(LONG_ANSWER)
+            if "side 3 af 4" in header:
+                w.expect(w.field("- Behov for kompetenceudvikling?")).to_have_value(
+                    "Undervisning af hjemmesygeplejen i kompressionsbehandling.")
+            if "side 4 af 4" in header:
+                break
+            w.press("Næste", "Dialoggrundlag · side")
+        w.see("Dialoggrundlag · side 4 af 4", "Hjælpemidler og økonomi", "Forventede økonomiske konsekvenser")
+
+    def forum() -> None:
+        w.press("Næste", "Forum")
+        w.see("Vælg forum for sagen", "Porteføljestyregruppen", "samarbejdsforum")
+        w.choose("Vælg forum for sagen", re.compile("Porteføljestyregruppen"))
+
+    def mtv_page1() -> None:
+        w.press("Næste", "Mini-MTV · side 1 af 10")
+        w.see("Indledning")
+        w.expect(w.field("2: Hvad er navnet/betegnelsen for den nye indsats?")).to_have_value(TASK)
+
+    def mtv_page2() -> None:
+        w.press("Næste", "Mini-MTV · side 2 af 10")
+        w.see("Indsatsen (1 af 3)")
+        w.fill("5: Til hvilken sundhedsmæssig problemstilling skal indsatsen anvendes?",
+               "Kroniske sår hos ældre borgere efter karkirurgiske indgreb.")
+
+    def mtv_to_last() -> None:
+        for number in range(3, 11):
+            w.press("Næste", f"Mini-MTV · side {number} af 10")
+        w.see("Øvrige kommentarer og udfyldt af")
+
+    def review() -> None:
+        w.press("Næste", "Gennemse og indsend")
+        w.see(TASK, "Porteføljestyregruppen", "Vis og ret", "Sårpleje")
+        w.expect(w.card.get_by_role("button", name="Indsend", exact=True)).to_be_visible()
+
+    def submit() -> None:
+        w.press("Indsend", "Sagen er indsendt")
+        text = w.card.inner_text()
+        if not CASE_NUMBER.search(text):
+            raise StepFailed("no case number OF-YYYY-NNNN on the confirmation card")
+        if w.case_number and w.case_number not in text:
+            raise StepFailed(f"confirmation does not show the case number {w.case_number}")
+        w.see(TASK, "Porteføljestyregruppen")
+
+    def my_cases() -> None:
+        w.send("mine sager", "Mine sager")
+        w.see(w.case_number or CASE_NUMBER, TASK)
+
+    return [
+        ("velkomst", open_personal_chat),
+        ("hjaelp", help_),
+        ("ny-sag-screening", new_case),
+        ("screening-besvaret", screening),
+        ("initiativpligt", initiativpligt),
+        ("dialoggrundlag-side-1", dialog_page1),
+        ("dialoggrundlag-side-2-langt-svar", dialog_page2),
+        ("dialoggrundlag-side-3", dialog_page3),
+        ("tilbage-og-frem", back_keeps_answers),
+        ("gem-og-fortsaet-senere", pause),
+        ("fortsaet", resume),
+        ("dialoggrundlag-side-4", dialog_page4),
+        ("forum-psg", forum),
+        ("mini-mtv-side-1", mtv_page1),
+        ("mini-mtv-side-2", mtv_page2),
+        ("mini-mtv-side-10", mtv_to_last),
+        ("gennemse-og-indsend", review),
+        ("sagen-er-indsendt", submit),
+        ("mine-sager", my_cases),
+    ]
+
+
+def run_walk(out: Path, *, workdir: Path | None = None, log: Callable[[str], None] = print) -> WalkReport:
+    """Start bot and playground, walk every step, return the results (stops at the first failing step)."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("[0-9][0-9]-*.png"):
+        old.unlink()
+    with running_services(workdir) as services, sync_playwright() as p:
+        log(f"bot on :{services.bot_port}, playground UI {services.ui_url}")
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="da-DK",
+                                          timezone_id="Europe/Copenhagen")
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            walk = Walk(page, out)
+            steps = walk_steps(walk, services.ui_url)
+            for name, body in steps:
+                ok = walk.step(name, body)
+                result = walk.results[-1]
+                log(f"{'PASS' if ok else 'FAIL'} {result.number:02d} {name} ({result.seconds:.1f}s)"
+                    + (f"\n     {result.error}" if result.error else ""))
+                if not ok:
+                    break
+            for finding in walk.findings:
+                log(f"NOTE {finding}")
+            return WalkReport(walk.results, len(steps), walk.findings)
+        finally:
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "screenshots", help="screenshot directory")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep bot.db and the logs here (default: a temporary directory, removed afterwards)")
+    parser.add_argument("--write-config", type=Path, metavar="DIR",
+                        help=f"only write {CONFIG_NAME} into DIR (if it is not there yet) and exit")
+    args = parser.parse_args(argv)
+    if args.write_config:
+        print(write_config(args.write_config, overwrite=False))
+        return 0
+    missing = missing_prerequisites()
+    if missing:
+        print("missing: " + "; ".join(missing), file=sys.stderr)
+        return 2
+    # Stop the children on SIGTERM too (the default handler would skip the cleanup).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    report = run_walk(args.out, workdir=args.workdir)
+    print(f"{report.passed}/{report.total} steps passed; screenshots in {args.out}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -158,9 +158,17 @@ def card_errors(card: dict) -> list[str]:
 
     Each entry is ``"<path>: <message>"`` with a JSONPath-like path such as ``$.body[2].wrap``.
     Combines Adaptive Cards 1.5 schema validation (Draft 6) with Teams rules: top-level ``type``
-    is ``AdaptiveCard``, ``$schema`` is present and ``version`` is "1.0".."1.5".
+    is ``AdaptiveCard``, ``$schema`` is present and ``version`` is "1.0".."1.5"; Teams' top-level
+    ``msteams`` extension (``{"width": "Full"}``) is allowed.
     """
     lines: list[str] = []
+    # Teams' documented extension on the card (not in the 1.5 schema): "msteams": {"width": "Full"}.
+    msteams = card.get("msteams") if isinstance(card, dict) else None
+    if msteams is not None:
+        if not (isinstance(msteams, dict) and set(msteams) <= {"width", "entities"}
+                and msteams.get("width", "Full") == "Full"):
+            lines.append(f"$.msteams: unsupported Teams extension {msteams!r}")
+        card = {key: value for key, value in card.items() if key != "msteams"}
     for error in sorted(
         _validator().iter_errors(card), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path]
     ):
