@@ -108,10 +108,11 @@ async def main_async(args: argparse.Namespace) -> None:
         rows: list[tuple[str, LoadResult, float]] = []
         tmp = tempfile.mkdtemp(prefix="bench-")
         try:
-            sqlite_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            msg, card = await _bot(connector, sqlite_url, args.conversations, args.turns, args.warmup, "sq")
-            rows += [("bot message turn, SQLite", msg, 5.0), ("bot card turn, SQLite", card, 5.0)]
-            connector.clear()
+            if not args.skip_sqlite:
+                sqlite_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+                msg, card = await _bot(connector, sqlite_url, args.conversations, args.turns, args.warmup, "sq")
+                rows += [("bot message turn, SQLite", msg, 5.0), ("bot card turn, SQLite", card, 5.0)]
+                connector.clear()
             if not args.skip_postgres:
                 import pgserver
 
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     asyncio.run(main_async(parser.parse_args(argv)))
 
 

@@ -11,6 +11,10 @@ from bot.settings import Settings
 
 
 def main() -> None:
+    import os
+    import sys
+    if os.environ.get("SWITCH"):
+        sys.setswitchinterval(float(os.environ["SWITCH"]))
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -116,6 +116,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         database = Database(settings.database_url)
         if migrate:
             await upgrade(database)
+        database.start_background()
         tokens = OutboundTokenProvider(settings.microsoft_app_id, password, settings.microsoft_app_type.value,
                                        settings.microsoft_app_tenant_id)
         connector = ConnectorClient(tokens, timeout_seconds=settings.outbound_timeout_seconds)

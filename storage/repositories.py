@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
@@ -27,6 +28,9 @@ answers_t = AnswerRow.__table__
 events_t = CaseEventRow.__table__
 state_t = ConversationStateRow.__table__
 processed_t = ProcessedActivityRow.__table__
+
+
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 
 def utcnow() -> datetime:
@@ -193,7 +197,7 @@ class Repo:
         prefix: str = "OF",
     ) -> Case:
         now = utcnow()
-        year = now.year
+        year = now.astimezone(COPENHAGEN).year  # case numbers follow the Danish calendar year
         seq = await self._next_seq(year)
         values = {
             "number": f"{prefix}-{year}-{seq:04d}",
@@ -233,7 +237,7 @@ class Repo:
         return Case.from_row(row) if row else None
 
     async def get_case_by_number(self, number: str) -> Case | None:
-        row = (await self.conn.execute(select(cases_t).where(cases_t.c.number == number.upper()))).first()
+        row = (await self.conn.execute(select(cases_t).where(cases_t.c.number == number.strip().upper()))).first()
         return Case.from_row(row) if row else None
 
     async def list_cases(self, initiator_id: str, *, limit: int = 20) -> list[Case]:
@@ -262,7 +266,7 @@ class Repo:
     async def update_case(self, case: Case, **changes: Any) -> Case:
         """Write changes and bump the revision; refuses (RevisionConflict) if someone else wrote first."""
         now = utcnow()
-        values = dict(changes)
+        values = {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in changes.items()}
         for key in ("flags", "form_versions"):
             if key in values:
                 values[key] = json.dumps(values[key], sort_keys=True)
@@ -294,6 +298,8 @@ class Repo:
             return
         now = utcnow()
         cleared = [item for item, value in values.items() if value == ""]
+        # PostgreSQL text cannot hold U+0000; it is never meaningful in an answer, so no backend stores it.
+        values = {item: value.replace("\x00", "") for item, value in values.items()}
         kept = [
             {"case_id": case_id, "form_id": form_id, "item_id": item, "value": value, "revision": revision,
              "updated_at": now, "updated_by": actor_id}

@@ -324,7 +324,10 @@ class Walk:
     def press(self, button: str, expect_text: str | re.Pattern[str], *, replaces: bool = True) -> None:
         """Click a button of the newest card; Action.Execute replaces that card in place (no new card)."""
         before = self.cards.count()
+        # Every rendering of a card gives its elements new random ids: wait until the pressed rendering is gone.
+        first_id = self.card.locator("[id^='__ac-']").first.get_attribute("id")
         self.card.get_by_role("button", name=button, exact=True).click()
+        self.expect(self.page.locator(f"[id='{first_id}']")).to_have_count(0, timeout=TIMEOUT_MS)
         self.expect(self.card).to_contain_text(expect_text, timeout=TIMEOUT_MS)
         if replaces:
             after = self.cards.count()
