@@ -138,8 +138,9 @@ def _page_card(view: PageView, *, compact: bool) -> Json:
     actions = [
         action("Gem og gå til gennemsyn" if view.return_to_review else "Næste", verbs.PAGE_NEXT, data, inputs=True)
     ]
-    if not view.is_first and not view.return_to_review:
-        actions.append(action("Tilbage", verbs.PAGE_BACK, data, inputs=True))
+    if not view.is_first:
+        back = {k: v for k, v in data.items() if k != "ret"}
+        actions.append(action("Tilbage", verbs.PAGE_BACK, back, inputs=True))
     actions.append(action("Gem og fortsæt senere", verbs.PAGE_PAUSE, data, inputs=True))
     body.append(action_set(actions, spacing="Large"))
     return card(body)
