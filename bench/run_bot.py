@@ -68,7 +68,8 @@ async def _bot(connector: FakeConnector, database_url: str, conversations: int, 
                tag: str) -> tuple[LoadResult, LoadResult]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/messages"
-    env = {"DATABASE_URL": database_url, "PORT": str(port), "LOG_LEVEL": "WARNING", "MICROSOFT_APP_ID": ""}
+    env = {"DATABASE_URL": database_url, "PORT": str(port), "LOG_LEVEL": "WARNING", "MICROSOFT_APP_ID": "",
+           **({"DATABASE_POOL_SIZE": str(POOL)} if POOL else {})}
     proc = await start_process(python_module_args("bot"), f"http://127.0.0.1:{port}/readyz", 60, env=env)
     try:
         prepared = await _prepare_cases(url, connector, conversations, tag)
@@ -93,6 +94,9 @@ async def _bot(connector: FakeConnector, database_url: str, conversations: int, 
         return messages, cards
     finally:
         await stop_process(proc)
+
+
+POOL = 0
 
 
 def _verdict(result: LoadResult, echo: LoadResult, factor: float) -> str:
@@ -146,7 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
-    asyncio.run(main_async(parser.parse_args(argv)))
+    parser.add_argument("--pool", type=int, default=0, help="DATABASE_POOL_SIZE for the bot (default: its own)")
+    args = parser.parse_args(argv)
+    global POOL
+    POOL = args.pool
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

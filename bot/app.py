@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
                 "DEVELOPMENT MODE: MICROSOFT_APP_ID is empty, so requests to /api/messages are NOT authenticated "
                 "and replies carry no token. Never expose this to a network."
             )
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, pool_size=settings.database_pool_size)
         if migrate:
             await upgrade(database)
         database.start_background()

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3978
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL connections per process (and as many again under bursts); SQLite always uses one.
+    database_pool_size: int = Field(default=10, ge=1, le=100)
 
     microsoft_app_id: str = ""
     microsoft_app_password: SecretStr = SecretStr("")

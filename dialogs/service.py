@@ -7,6 +7,7 @@ No SDK here: the bot's edge turns activities into calls of :class:`CaseService` 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 OPEN_PHASES = [p.value for p in (Phase.SCREENING, Phase.DIALOGGRUNDLAG, Phase.ROUTE, Phase.MINI_MTV, Phase.REVIEW)]
 LIST_LIMIT = 15
+REMEMBER_MEMO_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class CaseService:
         self.longtext_max = longtext_max
         self.clock = clock
         self._hospitals = organisation.hospital_forums()
+        self._remembered: OrderedDict[str, tuple[tuple[str, str], ...]] = OrderedDict()
 
     # ------------------------------------------------------------------ entry points
     async def welcome(self, actor: Actor, conversation: Conversation, activity_id: str | None) -> list[Reply]:
@@ -104,7 +107,7 @@ class CaseService:
             if state.get("welcomed"):
                 # Teams sends both installationUpdate and conversationUpdate on install: greet once.
                 return []
-            await self._remember(repo, actor, conversation, None, welcomed=True)
+            await self._remember(repo, actor, conversation, welcomed=True)
         return [Reply(messages.welcome_card(actor.name.split(" ")[0] if actor.name else None), "Velkommen")]
 
     async def command(
@@ -125,7 +128,7 @@ class CaseService:
                 render = _Render(messages.help_card(), "Hjælp")
             else:
                 render = _Render(messages.help_card(unknown_text=text or ""), "Hjælp")
-            await self._remember(repo, actor, conversation, render)
+            await self._remember(repo, actor, conversation)
         return [Reply(render.card, render.summary)]
 
     async def action(
@@ -167,7 +170,8 @@ class CaseService:
         case_id = data.get("case")
         if not isinstance(case_id, int) or isinstance(case_id, bool):
             return _Render(messages.error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag."))
-        case = await repo.get_case(case_id, for_update=True)
+        loaded = await repo.get_case_and_answers(case_id, for_update=True)
+        case, answers = loaded if loaded else (None, CaseAnswers())
         if case is None or case.initiator_id != actor.id:
             return _Render(
                 messages.error_card(
@@ -176,7 +180,6 @@ class CaseService:
                 ),
                 "Ingen adgang",
             )
-        answers = await repo.get_answers(case.id)
         if verb == verbs.CASE_OPEN:
             return self._resume(case, answers)
         if verb in (verbs.PAGE_NEXT, verbs.PAGE_BACK, verbs.PAGE_PAUSE):
@@ -192,9 +195,9 @@ class CaseService:
     async def _current_view(self, repo: Repo, actor: Actor, data: Mapping[str, Any]) -> _Render:
         case_id = data.get("case")
         if isinstance(case_id, int) and not isinstance(case_id, bool):
-            case = await repo.get_case(case_id)
-            if case is not None and case.initiator_id == actor.id:
-                return self._resume(case, await repo.get_answers(case.id), use_current=True)
+            loaded = await repo.get_case_and_answers(case_id)
+            if loaded is not None and loaded[0].initiator_id == actor.id:
+                return self._resume(*loaded, use_current=True)
         return _Render(messages.help_card(), "Hjælp")
 
     # ------------------------------------------------------------------ commands
@@ -598,9 +601,11 @@ class CaseService:
         return self._submitted(case, values)
 
     # ------------------------------------------------------------------ conversation state
-    async def _remember(self, repo: Repo, actor: Actor, conversation: Conversation, render: _Render | None,
-                        **extra: Any) -> None:
-        state, etag = await repo.load_state(conversation.key)
+    async def _remember(self, repo: Repo, actor: Actor, conversation: Conversation, **extra: Any) -> None:
+        """Keep how to reach this conversation (for proactive messages) in its conversation state.
+
+        Skips the read when this process already stored exactly this reference (a bounded memo of what
+        it wrote; the database stays the record, and the write is idempotent)."""
         wanted = {
             **extra,
             "user_id": actor.id,
@@ -611,8 +616,22 @@ class CaseService:
             "channel_id": conversation.channel_id,
             "conversation_type": conversation.conversation_type,
         }
-        if any(state.get(k) != v for k, v in wanted.items()):
-            await repo.save_state(conversation.key, {**state, **wanted, "seen": today_iso(self.clock())}, etag)
+        fingerprint = tuple(sorted((k, str(v)) for k, v in wanted.items()))
+        if self._remembered.get(conversation.key) == fingerprint:
+            return
+        for _ in range(2):
+            state, etag = await repo.load_state(conversation.key)
+            if all(state.get(k) == v for k, v in wanted.items()):
+                break
+            try:
+                await repo.save_state(conversation.key, {**state, **wanted, "seen": today_iso(self.clock())}, etag)
+                break
+            except StateConflict:
+                continue  # another turn wrote it just now: read again
+        self._remembered[conversation.key] = fingerprint
+        self._remembered.move_to_end(conversation.key)
+        while len(self._remembered) > REMEMBER_MEMO_SIZE:
+            self._remembered.popitem(last=False)
 
 
 def _da_date(value: str) -> str:

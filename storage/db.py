@@ -37,7 +37,7 @@ class Database:
     optimistic revision checks, so several bot processes can share one database.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -53,7 +53,9 @@ class Database:
 
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60, async_creator=creator)
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per turn; connections are recycled instead and a turn
+            # that meets a dropped connection fails cleanly (the Bot Connector redelivers).
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._lock = asyncio.Lock() if self.is_sqlite else None
 

@@ -129,6 +129,12 @@ class Event:
     detail: dict[str, Any]
 
 
+MUTABLE_CASE_COLUMNS = (
+    "title", "phase", "current_step", "route", "hospital", "revision", "form_versions", "flags",
+    "closed_reason", "updated_at", "submitted_at",
+)
+
+
 class Statements:
     """Statements of the hot path, built once per dialect (building them is costlier than running them)."""
 
@@ -152,6 +158,26 @@ class Statements:
             answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value, answers_t.c.revision
         ).where(answers_t.c.case_id == bindparam("case_id"))
         self.add_event = insert(events_t)
+        self.update_case = (
+            update(cases_t)
+            .where(and_(cases_t.c.id == bindparam("b_id"), cases_t.c.revision == bindparam("b_revision")))
+            .values({column: bindparam(f"v_{column}") for column in MUTABLE_CASE_COLUMNS})
+        )
+        self.get_case_with_answers = (
+            select(cases_t, answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value,
+                   answers_t.c.revision.label("answer_revision"))
+            .select_from(cases_t.outerjoin(answers_t, answers_t.c.case_id == cases_t.c.id))
+            .where(cases_t.c.id == bindparam("case_id"))
+        )
+        self.list_cases = (
+            select(cases_t)
+            .where(cases_t.c.initiator_id == bindparam("initiator_id"))
+            .order_by(cases_t.c.updated_at.desc(), cases_t.c.id.desc())
+            .limit(bindparam("limit"))
+        )
+        self.get_case_with_answers_for_update = (
+            self.get_case_with_answers if sqlite else self.get_case_with_answers.with_for_update(of=cases_t)
+        )
         self.load_state = select(state_t.c.data, state_t.c.etag).where(state_t.c.key == bindparam("key"))
 
 
@@ -241,13 +267,8 @@ class Repo:
         return Case.from_row(row) if row else None
 
     async def list_cases(self, initiator_id: str, *, limit: int = 20) -> list[Case]:
-        stmt = (
-            select(cases_t)
-            .where(cases_t.c.initiator_id == initiator_id)
-            .order_by(cases_t.c.updated_at.desc(), cases_t.c.id.desc())
-            .limit(limit)
-        )
-        return [Case.from_row(row) for row in (await self.conn.execute(stmt)).all()]
+        rows = await self.conn.execute(self._sql.list_cases, {"initiator_id": initiator_id, "limit": limit})
+        return [Case.from_row(row) for row in rows.all()]
 
     async def count_cases(self, initiator_id: str) -> int:
         stmt = select(func.count()).select_from(cases_t).where(cases_t.c.initiator_id == initiator_id)
@@ -265,22 +286,38 @@ class Repo:
 
     async def update_case(self, case: Case, **changes: Any) -> Case:
         """Write changes and bump the revision; refuses (RevisionConflict) if someone else wrote first."""
+        unknown = set(changes) - set(MUTABLE_CASE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a mutable case field: {sorted(unknown)}")
         now = utcnow()
-        values = {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in changes.items()}
+        changed = {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in changes.items()}
+        row = {column: changed.get(column, getattr(case, column)) for column in MUTABLE_CASE_COLUMNS}
+        row.update(revision=case.revision + 1, updated_at=now)
         for key in ("flags", "form_versions"):
-            if key in values:
-                values[key] = json.dumps(values[key], sort_keys=True)
-        values.update(revision=case.revision + 1, updated_at=now)
-        result = await self.conn.execute(
-            update(cases_t).where(and_(cases_t.c.id == case.id, cases_t.c.revision == case.revision)).values(**values)
-        )
+            row[key] = json.dumps(row[key], sort_keys=True)
+        params = {f"v_{column}": value for column, value in row.items()}
+        params.update(b_id=case.id, b_revision=case.revision)
+        result = await self.conn.execute(self._sql.update_case, params)
         if result.rowcount != 1:
             raise RevisionConflict(case.number)
-        for key, value in changes.items():
+        for key, value in changed.items():
             setattr(case, key, value)
         case.revision += 1
         case.updated_at = now
         return case
+
+    async def get_case_and_answers(self, case_id: int, *, for_update: bool = False) -> tuple[Case, CaseAnswers] | None:
+        """The case and all its answers in one round trip (locking the case row when asked)."""
+        stmt = self._sql.get_case_with_answers_for_update if for_update else self._sql.get_case_with_answers
+        rows = (await self.conn.execute(stmt, {"case_id": case_id})).all()
+        if not rows:
+            return None
+        answers = CaseAnswers()
+        for row in rows:
+            m = row._mapping
+            if m["form_id"] is not None:
+                answers.by_form.setdefault(m["form_id"], {})[m["item_id"]] = StoredAnswer(m["value"], m["answer_revision"])
+        return Case.from_row(rows[0]), answers
 
     # --- answers --------------------------------------------------------------------------
     async def get_answers(self, case_id: int) -> CaseAnswers:

@@ -213,3 +213,21 @@ def _case_id(chat) -> int:  # type: ignore[no-untyped-def]
 
 
 assert CASE_NUMBER
+
+
+async def test_conversation_reference_is_kept_for_proactive_messages(bot: BotServer) -> None:
+    from storage.db import Database
+
+    chat = bot.chat(user_name="Clara Clausen")
+    await chat.say("hjælp")
+    await chat.say("mine sager")
+    database = Database(bot.settings.database_url)
+    try:
+        async with database.transaction() as repo:
+            state, etag = await repo.load_state(f"msteams:{chat.conversation_id}")
+    finally:
+        await database.dispose()
+    assert etag == 1, "written once, not on every turn"
+    assert state["service_url"] == bot.connector.url
+    assert state["conversation_id"] == chat.conversation_id
+    assert state["user_name"] == "Clara Clausen" and state["tenant_id"] == "tenant-1"
