@@ -916,3 +916,39 @@ async def test_pg_conversation_state_written_by_two_processes(two_processes: tup
     async with db1.transaction() as repo:
         data, etag = await repo.load_state("samtale")
     assert etag == 3 and data["who"] in {"one", "two"}
+
+
+# --- one-round-trip loading and whole-row updates -----------------------------------------------
+
+
+async def test_case_and_answers_in_one_query(db: Database) -> None:
+    case = await create_case(db)
+    other = await create_case(db, "someone-else")
+    async with db.transaction() as repo:
+        loaded = await repo.get_case_and_answers(case.id)
+        assert loaded is not None
+        assert loaded[0].number == case.number and loaded[1].values() == {}
+        await repo.save_answers(case.id, "screening", {"s1": "ja", "s2": "nej"}, revision=2, actor_id="a")
+        await repo.save_answers(case.id, "rute", {"route": "psg"}, revision=3, actor_id="a")
+        await repo.save_answers(other.id, "screening", {"s1": "nej"}, revision=2, actor_id="b")
+    async with db.transaction() as repo:
+        loaded = await repo.get_case_and_answers(case.id, for_update=True)
+        assert await repo.get_case_and_answers(999_999) is None
+    assert loaded is not None
+    got_case, answers = loaded
+    assert got_case.id == case.id and got_case.form_versions == case.form_versions
+    assert answers.values() == {"screening": {"s1": "ja", "s2": "nej"}, "rute": {"route": "psg"}}
+    assert answers.by_form["rute"]["route"].revision == 3
+
+
+async def test_update_case_refuses_fields_that_are_not_mutable(db: Database) -> None:
+    case = await create_case(db)
+    async with db.transaction() as repo:
+        with pytest.raises(ValueError, match="not a mutable case field"):
+            await repo.update_case(case, initiator_id="someone-else")
+        updated = await repo.update_case(case, title="Ny titel", flags={"continue_anyway": True})
+    async with db.transaction() as repo:
+        stored = await repo.get_case(case.id)
+    assert stored is not None and stored.title == "Ny titel" and stored.flags == {"continue_anyway": True}
+    assert stored.revision == updated.revision == 2
+    assert stored.initiator_id == "user-1"  # unchanged by the refused call
