@@ -10,14 +10,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from adaptive_cards import messages, verbs
 from adaptive_cards.common import COPENHAGEN, Json
-from adaptive_cards.pages import PageView, page_card
-from adaptive_cards.review import ReviewForm, ReviewItem, ReviewPage, ReviewView, review_card
-from dialogs import engine
+from adaptive_cards.pages import page_card
+from adaptive_cards.review import review_card
+from dialogs import engine, views
 from dialogs.commands import Command, parse
 from dialogs.flow import (
     DIALOGGRUNDLAG,
@@ -34,7 +34,7 @@ from dialogs.flow import (
     plan,
     previous_step,
 )
-from dialogs.forms_model import Form, FormCatalog, ItemKind
+from dialogs.forms_model import Form, FormCatalog
 from dialogs.organisation import Organisation
 from storage.db import Database
 from storage.repositories import Case, CaseAnswers, Repo, RevisionConflict, StateConflict
@@ -285,6 +285,10 @@ class CaseService:
             return self._review(case, answers.values(), notices=kwargs.get("notices"))
         return self._page(case, answers, step, **kwargs)
 
+    @staticmethod
+    def _header(case: Case) -> views.CaseHeader:
+        return views.CaseHeader(case.id, case.number, case.title, case.revision)
+
     def _page(
         self,
         case: Case,
@@ -298,101 +302,35 @@ class CaseService:
         notices: list[str] | None = None,
         return_to_review: bool = False,
     ) -> _Render:
-        forms = self._forms(case)
-        assert step.form is not None and step.page is not None
-        form = forms[step.form]
-        page = form.pages[form.page_index[step.page]]
         all_values = answers.values()
-        values = dict(all_values.get(form.id, {}))
-        if shown:
-            values.update(shown)
-        today = self.clock().astimezone(COPENHAGEN).date()
-        suggestions = engine.prefill_values(form, page, all_values, user_name=actor_name or case.initiator_name,
-                                            today=today)
-        for item_id, suggestion in suggestions.items():
-            values.setdefault(item_id, suggestion)
-        visible = engine.expected_pages(form, values)
-        page_no = next((i + 1 for i, p in enumerate(visible) if p.id == page.id), 1)
-        items = engine.page_items(form, page, values)
-        case_plan = self._plan(case, all_values)
-        progress = None
-        if form.id == MINI_MTV:
-            progress = engine.progress(form, all_values.get(MINI_MTV, {}), numbered_only=True).text + " (spørgsmål 1–31)"
-        view = PageView(
-            case_id=case.id,
-            case_number=case.number,
-            case_title=case.title,
-            revision=case.revision,
-            form=form,
-            page=page,
-            step_key=step.key,
-            page_no=page_no,
-            page_count=len(visible),
-            items=items,
-            values={k: v for k, v in values.items() if k in form.items},
-            max_lengths={item.id: engine.max_length(item, self.longtext_max) for item in items},
-            options={
-                item.id: engine.option_values(item, self._hospitals)
-                for item in items
-                if item.kind in (ItemKind.YESNO, ItemKind.CHOICE)
-            },
-            required={item.id for item in items if engine.is_required(item, values)},
-            errors=dict(errors or {}),
-            warnings=dict(warnings or {}),
-            notices=list(notices or []),
-            is_first=case_plan.index(step) == 0,
+        view = views.page_view(
+            self._forms(case),
+            self._header(case),
+            all_values,
+            step,
+            case_plan=self._plan(case, all_values),
+            hospitals=self._hospitals,
+            longtext_max=self.longtext_max,
+            user_name=actor_name or case.initiator_name,
+            today=self.clock().astimezone(COPENHAGEN).date(),
+            shown=shown,
+            errors=errors,
+            warnings=warnings,
+            notices=notices,
             return_to_review=return_to_review,
-            progress_text=progress,
         )
-        return _Render(page_card(view), f"{form.short_title} · side {page_no} af {len(visible)}")
-
-    def _destination_lines(self, case: Case, route_values: Mapping[str, str]) -> list[str]:
-        psg = self.org.portfolio_group.name
-        if route_values.get("route") == ROUTE_PSG:
-            return [f"{psg} (dialoggrundlag og Mini-MTV)"]
-        hospital = self.org.hospital(route_values.get("hospital"))
-        forum = hospital.forum if hospital else "hospitalets samarbejdsforum"
-        return [forum, f"{psg} til orientering"]
+        return _Render(page_card(view), f"{view.form.short_title} · side {view.page_no} af {view.page_count}")
 
     def _review(self, case: Case, values: Mapping[str, Mapping[str, str]], *, notices: list[str] | None = None,
                 can_submit: bool = True) -> _Render:
-        forms = self._forms(case)
-        case_plan = self._plan(case, values)
-        review_forms: list[ReviewForm] = []
-        missing: list[str] = []
-        for form_id in case_plan.forms():
-            form = forms[form_id]
-            form_values = values.get(form_id, {})
-            pages = []
-            for page in engine.visible_pages(form, form_values):
-                items = []
-                for item in engine.page_items(form, page, form_values):
-                    label = f"{item.number}. {item.short}" if item.number and form_id == MINI_MTV else item.short
-                    needed = engine.is_required(item, form_values) and not form_values.get(item.id)
-                    if needed:
-                        missing.append(f"{form.short_title}: {item.short}")
-                    value = form_values.get(item.id)
-                    if value and item.kind in (ItemKind.YESNO, ItemKind.CHOICE):
-                        value = engine.option_values(item, self._hospitals).get(value, value)
-                    elif value and item.kind is ItemKind.DATE:
-                        value = _da_date(value)
-                    items.append(ReviewItem(label, value, needed))
-                pages.append(ReviewPage(Step(form_id, page.id).key, page.title, items))
-            if form_id == MINI_MTV:
-                progress_text = engine.progress(form, form_values, numbered_only=True).text + " af spørgsmål 1–31"
-                progress_text = progress_text.replace(" besvaret af", " besvaret af")
-            else:
-                progress_text = engine.progress(form, form_values).text
-            review_forms.append(ReviewForm(form.title, progress_text, pages))
-        view = ReviewView(
-            case_id=case.id,
-            number=case.number,
-            title=case.title,
-            revision=case.revision,
-            forms=review_forms,
-            destination_lines=self._destination_lines(case, values.get(ROUTE, {})),
-            missing=missing,
-            notices=list(notices or []),
+        view = views.review_view(
+            self._forms(case),
+            self._header(case),
+            values,
+            case_plan=self._plan(case, values),
+            hospitals=self._hospitals,
+            destinations=views.destination_lines(self.org, values.get(ROUTE, {})),
+            notices=notices,
             can_submit=can_submit,
         )
         return _Render(review_card(view), "Gennemse og indsend")
@@ -400,9 +338,9 @@ class CaseService:
     def _submitted(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> _Render:
         mtv = None
         if case.route == ROUTE_PSG:
-            mtv = engine.progress(self._forms(case)[MINI_MTV], values.get(MINI_MTV, {}), numbered_only=True).text
+            mtv = views.mtv_progress_text(self._forms(case)[MINI_MTV], values.get(MINI_MTV, {}))
         return _Render(
-            messages.submitted_card(case.number, case.title, self._destination_lines(case, values.get(ROUTE, {})), mtv),
+            messages.submitted_card(case.number, case.title, views.destination_lines(self.org, values.get(ROUTE, {})), mtv),
             f"Sag {case.number} er indsendt",
         )
 
@@ -632,14 +570,6 @@ class CaseService:
         self._remembered.move_to_end(conversation.key)
         while len(self._remembered) > REMEMBER_MEMO_SIZE:
             self._remembered.popitem(last=False)
-
-
-def _da_date(value: str) -> str:
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return value
-    return f"{day.day}.{day.month}.{day.year}"
 
 
 def today_iso(now: datetime) -> str:

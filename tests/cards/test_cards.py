@@ -1,8 +1,8 @@
 """The bot's Adaptive Cards: schema 1.5, the 25 KiB budget, the action contract, escaping, snapshots.
 
 Cards are built from the real inputs: the form files (``FormCatalog.load()``), the organisation file,
-and views assembled the way :class:`dialogs.service.CaseService` assembles them (``_page`` and
-``_review``; two tests check that the mirrors here give exactly the service's cards).
+and views built by ``dialogs.views`` — the functions CaseService itself uses (``_page`` and
+``_review``; two tests check that the cards here are exactly the service's cards).
 
 Worst cases use every answer at its maximum length (``engine.max_length(item, 2000)``) made of
 realistic "hard" text: Danish letters, punctuation, quotes, markdown characters and newlines. Choice
@@ -30,17 +30,14 @@ from adaptive_cards.pages import PageView, page_card
 from adaptive_cards.review import (
     EDIT_INPUT_PREFIX,
     PREVIEW_STEPS,
-    ReviewForm,
-    ReviewItem,
-    ReviewPage,
     ReviewView,
     review_card,
 )
-from dialogs import engine
+from dialogs import engine, views
 from dialogs.flow import DIALOGGRUNDLAG, FORM_ORDER, MINI_MTV, ROUTE, ROUTE_PSG, SCREENING, Phase, Step, plan
 from dialogs.forms_model import Form, FormCatalog, Item, ItemKind, Page
 from dialogs.organisation import Organisation
-from dialogs.service import CaseService, _da_date
+from dialogs.service import CaseService
 from storage.repositories import Case, CaseAnswers, StoredAnswer
 from tests.support.card_schema import card_errors, card_size_utf16
 
@@ -145,44 +142,27 @@ def page_view(
     notices: list[str] | None = None,
     return_to_review: bool = False,
 ) -> PageView:
-    """The PageView CaseService._page builds for ``step`` (asserting every item of the page is enabled)."""
+    """The PageView users get for ``step`` (dialogs.views.page_view), asserting every item is enabled."""
     assert step.form is not None and step.page is not None
     form = FORMS[step.form]
     page = form.pages[form.page_index[step.page]]
-    values = dict(all_values.get(form.id, {}))
-    visible = engine.expected_pages(form, values)
-    page_no = next((i + 1 for i, p in enumerate(visible) if p.id == page.id), 1)
-    items = engine.page_items(form, page, values)
-    assert [item.id for item in items] == page.items, f"{step.key}: not every item is enabled"
-    case_plan = plan(FORMS, all_values, continue_anyway=False)
-    progress = None
-    if form.id == MINI_MTV:
-        progress = engine.progress(form, all_values.get(MINI_MTV, {}), numbered_only=True).text + " (spørgsmål 1–31)"
-    return PageView(
-        case_id=CASE_ID,
-        case_number=CASE_NUMBER,
-        case_title=case_title,
-        revision=REVISION,
-        form=form,
-        page=page,
-        step_key=step.key,
-        page_no=page_no,
-        page_count=len(visible),
-        items=items,
-        values={k: v for k, v in values.items() if k in form.items},
-        max_lengths={item.id: engine.max_length(item, LONGTEXT_MAX) for item in items},
-        options={
-            item.id: engine.option_values(item, HOSPITALS)
-            for item in items
-            if item.kind in (ItemKind.YESNO, ItemKind.CHOICE)
-        },
-        required={item.id for item in items if engine.is_required(item, values)},
-        errors=dict(errors or {}),
-        warnings=dict(warnings or {}),
-        notices=list(notices or []),
-        is_first=case_plan.index(step) == 0,
+    assert [i.id for i in engine.page_items(form, page, all_values.get(form.id, {}))] == page.items, (
+        f"{step.key}: not every item is enabled"
+    )
+    return views.page_view(
+        FORMS,
+        views.CaseHeader(CASE_ID, CASE_NUMBER, case_title, REVISION),
+        all_values,
+        step,
+        case_plan=plan(FORMS, all_values, continue_anyway=False),
+        hospitals=HOSPITALS,
+        longtext_max=LONGTEXT_MAX,
+        user_name="",
+        today=NOW.date(),
+        errors=errors,
+        warnings=warnings,
+        notices=notices,
         return_to_review=return_to_review,
-        progress_text=progress,
     )
 
 
@@ -209,48 +189,14 @@ def max_page_card(step: Step) -> Json:
 
 
 def review_view(values: Mapping[str, Mapping[str, str]], *, title: str) -> ReviewView:
-    """The ReviewView CaseService._review builds for a case with these answers."""
-    case_plan = plan(FORMS, values, continue_anyway=False)
-    review_forms: list[ReviewForm] = []
-    missing: list[str] = []
-    for form_id in case_plan.forms():
-        form = FORMS[form_id]
-        form_values = values.get(form_id, {})
-        pages = []
-        for page in engine.visible_pages(form, form_values):
-            items = []
-            for item in engine.page_items(form, page, form_values):
-                label = f"{item.number}. {item.short}" if item.number and form_id == MINI_MTV else item.short
-                needed = engine.is_required(item, form_values) and not form_values.get(item.id)
-                if needed:
-                    missing.append(f"{form.short_title}: {item.short}")
-                value = form_values.get(item.id)
-                if value and item.kind in (ItemKind.YESNO, ItemKind.CHOICE):
-                    value = engine.option_values(item, HOSPITALS).get(value, value)
-                elif value and item.kind is ItemKind.DATE:
-                    value = _da_date(value)
-                items.append(ReviewItem(label, value, needed))
-            pages.append(ReviewPage(Step(form_id, page.id).key, page.title, items))
-        if form_id == MINI_MTV:
-            progress_text = engine.progress(form, form_values, numbered_only=True).text + " af spørgsmål 1–31"
-        else:
-            progress_text = engine.progress(form, form_values).text
-        review_forms.append(ReviewForm(form.title, progress_text, pages))
-    psg = ORGANISATION.portfolio_group.name
-    route = values.get(ROUTE, {})
-    if route.get("route") == ROUTE_PSG:
-        destination = [f"{psg} (dialoggrundlag og Mini-MTV)"]
-    else:
-        hospital = ORGANISATION.hospital(route.get("hospital"))
-        destination = [hospital.forum if hospital else "hospitalets samarbejdsforum", f"{psg} til orientering"]
-    return ReviewView(
-        case_id=CASE_ID,
-        number=CASE_NUMBER,
-        title=title,
-        revision=REVISION,
-        forms=review_forms,
-        destination_lines=destination,
-        missing=missing,
+    """The ReviewView users get for a case with these answers (dialogs.views.review_view)."""
+    return views.review_view(
+        FORMS,
+        views.CaseHeader(CASE_ID, CASE_NUMBER, title, REVISION),
+        values,
+        case_plan=plan(FORMS, values, continue_anyway=False),
+        hospitals=HOSPITALS,
+        destinations=views.destination_lines(ORGANISATION, values.get(ROUTE, {})),
     )
 
 
@@ -363,7 +309,9 @@ def test_page_card_empty(step: Step) -> None:
     card = empty_page_card(step)
     assert_valid(card)
     assert_fits(card, f"{step.key} (empty)")
-    assert all("value" not in element for element in inputs(card))
+    # Only pre-filled inputs carry a value on an empty page (today's date; no user name is given here).
+    prefilled = {verbs.INPUT_PREFIX + i.id for f in FORMS.values() for i in f.items.values() if i.prefill_user == "today"}
+    assert all("value" not in element or element["id"] in prefilled for element in inputs(card))
 
 
 # Pages whose worst case (every answer at max length, an error AND a warning on every item, two notices)
