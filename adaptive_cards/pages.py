@@ -93,7 +93,11 @@ def page_card(view: PageView) -> Json:
 def _page_card(view: PageView, *, compact: bool) -> Json:
     form = view.form
     body: list[Json] = [
-        text_block(f"{form.short_title} · side {view.page_no} af {view.page_count}", weight="Bolder", color="Accent"),
+        text_block(
+            f"{form.short_title} · side {view.page_no} af {view.page_count}" if view.page_count > 1 else form.short_title,
+            weight="Bolder",
+            color="Accent",
+        ),
         text_block(view.page.title, size="Large", weight="Bolder", spacing="None", style="heading"),
         text_block(
             f"Sag {view.case_number}" + (f" · {md_escape(view.case_title)}" if view.case_title else "")
