@@ -17,18 +17,20 @@ COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 Json = dict[str, Any]
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>~])")
-_MD_LINE_START = re.compile(r"^(\s*)([-+#>]|\d+\.)(?=\s)", re.MULTILINE)
+# A line starting with "1. ", "- ", "+ ", "# " or "> " becomes a list, heading or quote in Teams' markdown.
+_MD_LINE_START = re.compile(r"^(\s*)(\d+\.|[-+#>])[ \t]", re.MULTILINE)
+
+
+def no_block_markdown(text: str) -> str:
+    """Keep "1. Baggrund …" or "- Hvad skal der ske?" as written: a no-break space after the marker
+    stops Teams from turning the line into a numbered or bulleted list (it looks the same)."""
+    return _MD_LINE_START.sub(lambda m: f"{m.group(1)}{m.group(2)}\u00a0", text)
 
 
 def md_escape(text: str) -> str:
     """Show user text as typed: neutralise the markdown Teams renders in TextBlocks and FactSets
-    (emphasis, links, code, and list/heading markers at the start of a line)."""
-    escaped = _MD_INLINE.sub(r"\\\1", text)
-    def mark(match: re.Match[str]) -> str:
-        marker = match.group(2)
-        return match.group(1) + (marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker)
-
-    return _MD_LINE_START.sub(mark, escaped)
+    (emphasis, links, code; list/heading markers at the start of a line are handled by text_block)."""
+    return _MD_INLINE.sub(r"\\\1", text)
 
 
 def size_utf16(card: Json) -> int:
@@ -74,7 +76,7 @@ def text_block(
     separator: bool = False,
     style: str | None = None,
 ) -> Json:
-    block: Json = {"type": "TextBlock", "text": text, "wrap": True}
+    block: Json = {"type": "TextBlock", "text": no_block_markdown(text), "wrap": True}
     if size:
         block["size"] = size
     if weight:
@@ -138,4 +140,7 @@ def action_set(actions: list[Json], *, spacing: str | None = None) -> Json:
 
 
 def fact_set(facts: list[tuple[str, str]]) -> Json:
-    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]}
+    return {
+        "type": "FactSet",
+        "facts": [{"title": no_block_markdown(title), "value": no_block_markdown(value)} for title, value in facts],
+    }

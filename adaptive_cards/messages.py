@@ -82,11 +82,13 @@ def help_card(*, unknown_text: str | None = None) -> Json:
     return card(body)
 
 
-def notice_card(title: str, lines: list[str], *, buttons: bool = True) -> Json:
+def notice_card(title: str, lines: list[str], *, buttons: bool = True, link: tuple[str, str] | None = None) -> Json:
     body: list[Json] = [text_block(title, size="Medium", weight="Bolder")]
     body += [text_block(line) for line in lines]
     if buttons:
         body.append(_start_buttons(include_help=False))
+    if link:
+        body.append(action_set([{"type": "Action.OpenUrl", "title": link[0], "url": link[1]}]))
     return card(body)
 
 

@@ -46,7 +46,13 @@ class PageView:
 def _input(item: Item, view: PageView) -> Json:
     input_id = verbs.INPUT_PREFIX + item.id
     value = view.values.get(item.id, "")
-    label = item.label + (" *" if item.id in view.required else "")
+    # A question that is its section's only text ("3. Fordele/konsekvenser …") is labelled by the
+    # section heading above it; repeating it as the input's label would show it twice.
+    section = view.form.section_of[item.id]
+    shows_heading = section.title != view.page.title
+    label = "" if shows_heading and item.label == section.title else item.label
+    if item.id in view.required:
+        label = f"{label} *" if label else "*"
     element: Json
     if item.kind in (ItemKind.YESNO, ItemKind.CHOICE):
         options = view.options[item.id]
@@ -76,6 +82,8 @@ def _input(item: Item, view: PageView) -> Json:
             element["style"] = "Tel"
         if item.placeholder:
             element["placeholder"] = item.placeholder
+    if not label:
+        del element["label"]
     if value:
         element["value"] = value
     return element
@@ -121,7 +129,7 @@ def _page_card(view: PageView, *, compact: bool) -> Json:
         section = form.section_of[item.id]
         if section is not current_section:
             current_section = section
-            if section.title != item.label:
+            if section.title != view.page.title:
                 body.append(text_block(section.title, weight="Bolder", separator=True, spacing="Medium"))
             if section.intro and not compact:
                 body.append(text_block(section.intro, subtle=True))
@@ -129,7 +137,8 @@ def _page_card(view: PageView, *, compact: bool) -> Json:
         if item.kind is ItemKind.CHOICE and item.options and not compact:
             for option in item.options:
                 if option.help:
-                    body.append(text_block(f"**{option.title}:** {option.help}", size="Small", subtle=True))
+                    short = option.title.split("→")[-1].strip()
+                    body.append(text_block(f"**{short}:** {option.help}", size="Small", subtle=True))
         if item.help and not compact:
             body.append(text_block(item.help, size="Small", subtle=True, spacing="None"))
         if item.id in view.errors:
@@ -140,7 +149,7 @@ def _page_card(view: PageView, *, compact: bool) -> Json:
     if view.return_to_review:
         data["ret"] = "review"
     actions = [
-        action("Gem og gå til gennemsyn" if view.return_to_review else "Næste", verbs.PAGE_NEXT, data, inputs=True)
+        action("Gem og gennemse" if view.return_to_review else "Næste", verbs.PAGE_NEXT, data, inputs=True)
     ]
     if not view.is_first:
         back = {k: v for k, v in data.items() if k != "ret"}

@@ -32,6 +32,7 @@ class ReviewItem:
     label: str
     value: str | None
     missing_required: bool = False
+    ref: str = ""  # how an unanswered item is named in the "Ikke besvaret" line (e.g. "6" or a short label)
 
 
 @dataclass
@@ -101,16 +102,20 @@ def _build(view: ReviewView, limit: int) -> Json:
         )
         for page in form.pages:
             facts = []
+            unanswered = []
             for item in page.items:
                 if item.value:
-                    value = md_escape(preview(item.value, limit)) if limit else "besvaret"
+                    facts.append((item.label, md_escape(preview(item.value, limit)) if limit else "besvaret"))
                 elif item.missing_required:
-                    value = "**Mangler – skal besvares**"
+                    facts.append((item.label, "**Mangler – skal besvares**"))
                 else:
-                    value = "–"
-                facts.append((item.label, value))
+                    unanswered.append(item.ref or item.label)
             body.append(text_block(page.title, weight="Bolder", spacing="Medium"))
-            body.append(fact_set(facts))
+            if facts:
+                body.append(fact_set(facts))
+            if unanswered:
+                body.append(text_block("Ikke besvaret: " + ", ".join(unanswered), size="Small", subtle=True,
+                                       spacing="Small"))
         body += _edit_picker(view, index, form)
     actions: list[Json] = []
     if view.missing:

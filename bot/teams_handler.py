@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from adaptive_cards import verbs
 from adaptive_cards.messages import error_card, notice_card
@@ -86,10 +87,13 @@ class TeamsHandler:
             await self._replace(activity, reply)
             return
         if not activity.is_personal:
+            bot_id = activity.recipient.id if activity.recipient else ""
+            link = ("Åbn chat med mig", f"https://teams.microsoft.com/l/chat/0/0?users={quote(bot_id)}") if bot_id else None
             await self._send(activity, [Reply(notice_card(
                 "Skriv til mig i en 1:1-chat",
-                ["Sager oprettes og udfyldes i din personlige chat med mig. Find mig under Apps, og skriv **ny sag**."],
+                ["Sager oprettes og udfyldes i din personlige chat med mig. Skriv **ny sag** dér."],
                 buttons=False,
+                link=link,
             ))])
             return
         text = activity.text_without_mention()[:MAX_TEXT]

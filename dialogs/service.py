@@ -269,8 +269,11 @@ class CaseService:
         return self._render_step(case, answers, target, actor_name=case.initiator_name)
 
     def _first_open_step(self, case: Case, case_plan: Plan, values: Mapping[str, Mapping[str, str]]) -> Step:
+        """Where to resume: the first page with open questions, counted from where the user stopped
+        (optional questions skipped earlier do not pull them back; the review lists those)."""
         forms = self._forms(case)
-        for step in case_plan.steps:
+        start = case_plan.index(Step.parse(case.current_step)) or 0
+        for step in case_plan.steps[start:]:
             if step.form is None:
                 return step
             form = forms[step.form]

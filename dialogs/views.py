@@ -28,7 +28,8 @@ class CaseHeader:
 
 
 def mtv_progress_text(form: Form, values: Mapping[str, str]) -> str:
-    return engine.progress(form, values, numbered_only=True).text
+    progress = engine.progress(form, values, numbered_only=True)
+    return f"{progress.answered} af {progress.total} spørgsmål besvaret"
 
 
 def da_date(value: str) -> str:
@@ -71,7 +72,7 @@ def page_view(
     items = engine.page_items(form, page, values)
     progress = None
     if form.id == MINI_MTV:
-        progress = mtv_progress_text(form, all_values.get(MINI_MTV, {})) + " (spørgsmål 1–31)"
+        progress = mtv_progress_text(form, values)  # pre-filled answers count: they are on the card
     return PageView(
         case_id=case.id,
         case_number=case.number,
@@ -140,13 +141,20 @@ def review_view(
                     value = engine.option_values(item, hospitals).get(value, value)
                 elif value and item.kind is ItemKind.DATE:
                     value = da_date(value)
-                items.append(ReviewItem(label, value, needed))
+                ref = item.number if form_id == MINI_MTV and item.number else item.short
+                items.append(ReviewItem(label, value, needed, ref))
             pages.append(ReviewPage(Step(form_id, page.id).key, page.title, items))
         if form_id == MINI_MTV:
-            progress_text = mtv_progress_text(form, form_values) + " af spørgsmål 1–31"
+            mtv = engine.progress(form, form_values, numbered_only=True)
+            progress_text = mtv_progress_text(form, form_values)
+            if mtv.answered * 2 < mtv.total:
+                notices = [*(notices or []), (
+                    f"Mini-MTV: kun {mtv.answered} af {mtv.total} spørgsmål er besvaret. Porteføljestyregruppen "
+                    "forudsætter en udfyldt Mini-MTV – besvar så mange af spørgsmålene som muligt."
+                )]
         else:
             progress_text = engine.progress(form, form_values).text
-        review_forms.append(ReviewForm(form.title, progress_text, pages))
+        review_forms.append(ReviewForm(form.short_title, progress_text, pages))
     return ReviewView(
         case_id=case.id,
         number=case.number,

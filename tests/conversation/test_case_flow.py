@@ -64,7 +64,9 @@ async def test_full_case_psg_route_with_mini_mtv(bot_any_db: BotServer) -> None:
         await chat.press("Næste")
     assert "Gennemse og indsend" in chat.text()
     text = chat.text()
-    assert "3 af 31 besvaret" in text or "3 af 31" in text, text
+    assert "Mini-MTV – 3 af 31 spørgsmål besvaret" in text, text
+    assert "kun 3 af 31 spørgsmål er besvaret" in text, "a nearly empty Mini-MTV is pointed out before submitting"
+    assert "Ikke besvaret: 4" in text or "Ikke besvaret: 4," in text
     assert "Sårpleje i eget hjem" in text and "Kommunens sygeplejersker" in text
     await chat.press("Indsend")
     assert "Sagen er indsendt" in chat.text() and number in chat.text()
@@ -154,7 +156,7 @@ async def test_edit_from_review_returns_to_review(bot: BotServer) -> None:
     data[data["pick"]] = "dialoggrundlag/konsekvenser"
     await chat.execute(verb, data)
     assert "Dialoggrundlag · side 3 af 4" in chat.text()
-    await chat.press("Gem og gå til gennemsyn", {"q4_2": "Oplæring af 12 sygeplejersker."})
+    await chat.press("Gem og gennemse", {"q4_2": "Oplæring af 12 sygeplejersker."})
     assert "Gennemse og indsend" in chat.text() and "Oplæring af 12 sygeplejersker" in chat.text()
 
 
@@ -231,3 +233,26 @@ async def test_conversation_reference_is_kept_for_proactive_messages(bot: BotSer
     assert state["service_url"] == bot.connector.url
     assert state["conversation_id"] == chat.conversation_id
     assert state["user_name"] == "Clara Clausen" and state["tenant_id"] == "tenant-1"
+
+
+async def test_fortsaet_resumes_where_the_user_stopped_not_at_skipped_optional_questions(bot: BotServer) -> None:
+    chat = bot.chat()
+    await to_dialoggrundlag(chat)
+    await chat.press("Næste", DG_PAGE1_WITHOUT_Q1B)  # q1b (optional) left empty
+    await chat.press("Næste", {"q2_1": "a", "q2_2": "b", "q2_3": "c", "q2_4": "d"})
+    assert "side 3 af 4" in chat.text()
+    await chat.press("Gem og fortsæt senere")
+    assert "Du er nået til: Dialoggrundlag – Konsekvenser" in chat.text()
+    await chat.say("fortsæt")
+    assert "Dialoggrundlag · side 3 af 4" in chat.text()
+    # A page the user stopped on that is complete leads to the next page with open questions.
+    await chat.press("Gem og fortsæt senere", {"q3": "x", "q4_1": "y", "q4_2": "z"})
+    await chat.say("fortsæt")
+    assert "Dialoggrundlag · side 4 af 4" in chat.text()
+    # The review still lists the skipped optional question.
+    await chat.press("Næste", {"q5": "Forbindinger", "q6": "Ingen"})
+    await chat.press("Næste", {"route": "samarbejdsforum", "hospital": "aalborg"})
+    assert "Gennemse og indsend" in chat.text() and "Kvalitetsforbedringer" in chat.text()
+
+
+DG_PAGE1_WITHOUT_Q1B = {"h_task": "Sårpleje", "h_initiator_org": "Hjørring Kommune", "q1a": "Færre indlæggelser"}

@@ -94,7 +94,7 @@ async def test_submit_of_a_changed_case_asks_for_a_new_review(bot: BotServer) ->
     verb, data = chat.payload("Vis og ret")
     data[data["pick"]] = "dialoggrundlag/opgaven"
     await chat.execute(verb, data)
-    await chat.press("Gem og gå til gennemsyn", {"q2_2": "Fra 1. marts"})
+    await chat.press("Gem og gennemse", {"q2_2": "Fra 1. marts"})
     chat.card = review
     await chat.press("Indsend")
     assert "ændret, siden kortet blev vist" in chat.text()
@@ -147,4 +147,5 @@ async def test_message_in_a_channel_points_to_the_personal_chat(bot: BotServer) 
     status, _ = await chat.post(chat.acts.message("ny sag", mention_bot=True, conversation_type="channel",
                                                   team_id="team-1", channel_id="19:abc@thread.tacv2"))
     assert status == 200
-    assert "1:1-chat" in str(chat.replies()[-1])
+    reply = str(chat.replies()[-1])
+    assert "1:1-chat" in reply and "https://teams.microsoft.com/l/chat/0/0?users=28%3Abot" in reply
