@@ -220,7 +220,7 @@ def submitted_card(number: str, title: str, destination_lines: list[str], mtv_pr
             text_block("Sagen går videre til:", weight="Bolder"),
             *[text_block(f"• {line}", spacing="None") for line in destination_lines],
             text_block(
-                "Du får besked, når forummet har behandlet sagen. Du kan altid se den under **mine sager**.",
+                "Sagen ligger nu hos forummet. Du kan altid se den og dens status under **mine sager**.",
                 subtle=True,
             ),
             action_set([action("Mine sager", verbs.CASE_LIST), action("Ny sag", verbs.CASE_NEW)]),

@@ -3,10 +3,12 @@
     python -m tests.e2e.walk_playground --out var/screenshots
 
 starts the bot (SQLite in a scratch directory) and the playground on free ports, then plays a user in
-"Personal Chat": hjælp → ny sag → screening → initiativpligt → Dialoggrundlag → "Gem og fortsæt senere" →
-fortsæt → Forum (Porteføljestyregruppen) → Mini-MTV → "Gennemse og indsend" → Indsend → mine sager.
-It takes a numbered screenshot at every step and checks the texts a person would see. Exit status 0 when
-every step passed.
+"Personal Chat": hjælp → ny sag → screening → initiativpligt → Dialoggrundlag (a missing required answer,
+a long answer, Tilbage) → "Gem og fortsæt senere" → fortsæt → Forum (Porteføljestyregruppen) → Mini-MTV →
+"Gennemse og indsend" → "Vis og ret" → Indsend → mine sager → an old card pressed after submission → the bot
+@mentioned in the team channel. It takes a numbered screenshot at every step (NN-step.png; the tall review
+card in parts) and checks the texts a person would see. Exit status 0 when every step passed; findings that
+do not stop the walk are printed as NOTE lines.
 
 Needs: .playground/ (scripts/install_playground.sh), /usr/bin/chromium and the playwright Python package
 (never ``playwright install``). ``--write-config DIR`` only writes the playground's config file (used by
@@ -247,6 +249,7 @@ LONG_ANSWER = (
     "rigtige ud – også i »citater« og tankestreger – og lange linjer skal ombrydes pænt."
 )
 TIMEOUT_MS = 20_000
+TALL_CARD_PX = 1800  # screenshots of cards taller than this show only the chat column
 
 
 @dataclass
@@ -297,6 +300,7 @@ class Walk:
         self.results: list[StepResult] = []
         self.findings: list[str] = []
         self.case_number: str | None = None
+        self.focus: Any = None  # the card the next screenshot shows (default: the newest)
 
     # ---- locators -------------------------------------------------------------------------------------------
     @property
@@ -321,19 +325,25 @@ class Walk:
         self.expect(self.cards).to_have_count(before + 1, timeout=TIMEOUT_MS)
         self.expect(self.card).to_contain_text(expect_text, timeout=TIMEOUT_MS)
 
-    def press(self, button: str, expect_text: str | re.Pattern[str], *, replaces: bool = True) -> None:
-        """Click a button of the newest card; Action.Execute replaces that card in place (no new card)."""
+    def press(self, button: str, expect_text: str | re.Pattern[str], *, card: Any = None, nth: int = 0) -> Any:
+        """Click a button of a card (default: the newest); Action.Execute must replace that card in place.
+
+        Returns the locator of the card showing the answer.
+        """
+        card = self.card if card is None else card
+        index = card.evaluate("el => [...document.querySelectorAll('.ac-adaptiveCard')].indexOf(el)")
         before = self.cards.count()
         # Every rendering of a card gives its elements new random ids: wait until the pressed rendering is gone.
-        first_id = self.card.locator("[id^='__ac-']").first.get_attribute("id")
-        self.card.get_by_role("button", name=button, exact=True).click()
+        first_id = card.locator("[id^='__ac-']").first.get_attribute("id")
+        card.get_by_role("button", name=button, exact=True).nth(nth).click()
         self.expect(self.page.locator(f"[id='{first_id}']")).to_have_count(0, timeout=TIMEOUT_MS)
-        self.expect(self.card).to_contain_text(expect_text, timeout=TIMEOUT_MS)
-        if replaces:
-            after = self.cards.count()
-            if after != before:
-                raise StepFailed(f"'{button}' changed the number of cards from {before} to {after} "
-                                 "(expected the card to be replaced in place)")
+        answer = self.cards.nth(index)
+        self.expect(answer).to_contain_text(expect_text, timeout=TIMEOUT_MS)
+        after = self.cards.count()
+        if after != before:
+            raise StepFailed(f"'{button}' changed the number of cards from {before} to {after} "
+                             "(expected the card to be replaced in place)")
+        return answer
 
     def choose(self, question: str, option: str | re.Pattern[str]) -> None:
         """Pick an option of an expanded Input.ChoiceSet (radio group) labelled ``question``."""
@@ -366,29 +376,46 @@ class Walk:
         """Something a user would find wrong that does not stop the walk (reported at the end)."""
         self.findings.append(f"step {len(self.results) + 1:02d}: {finding}")
 
-    def not_see(self, *texts: str) -> None:
-        for text in texts:
-            self.expect(self.card).not_to_contain_text(text)
-
     # ---- screenshots ----------------------------------------------------------------------------------------
     def shot(self, name: str) -> str:
-        """Screenshot of the chat with the newest card fully visible (the viewport grows for tall cards)."""
+        """Screenshot of the chat with the newest card fully visible (the viewport grows for tall cards).
+
+        A card taller than TALL_CARD_PX (the review) is cut into parts of the chat column: NN-name.png,
+        NN-name-2.png, … so that every file stays small and readable.
+        """
         path = self.out / f"{len(self.results) + 1:02d}-{name}.png"
-        card = self.card if self.cards.count() else None
+        card = self.focus if self.focus is not None else (self.card if self.cards.count() else None)
+        self.focus = None
         resized = False
+        clips: list[dict[str, float] | None] = [None]
         if card is not None:
             box = card.bounding_box()
             needed = int(box["height"]) + 330 if box else self.height
             if needed > self.height:
-                self.page.set_viewport_size({"width": self.width, "height": min(needed, 6000)})
+                self.page.set_viewport_size({"width": self.width, "height": min(needed, 8000)})
                 resized = True
             self.page.wait_for_timeout(150)
             card.scroll_into_view_if_needed()
+            box = card.bounding_box()
+            if needed > TALL_CARD_PX and box:
+                left = max(0.0, box["x"] - 64)
+                width = min(box["width"] + 94, self.width - left)
+                top, bottom = max(0.0, box["y"] - 40), box["y"] + box["height"] + 80
+                clips = []
+                while top < bottom:
+                    height = min(TALL_CARD_PX, bottom - top)
+                    clips.append({"x": left, "y": top, "width": width, "height": height})
+                    top += height - 40  # a little overlap between parts
+                    if bottom - top < 200:
+                        clips[-1]["height"] = bottom - clips[-1]["y"]
+                        break
         self.page.wait_for_timeout(250)
-        self.page.screenshot(path=str(path))
+        for part, clip in enumerate(clips, start=1):
+            target = path if part == 1 else path.with_name(f"{path.stem}-{part}.png")
+            self.page.screenshot(path=str(target), clip=clip)
         if resized:
             self.page.set_viewport_size({"width": self.width, "height": self.height})
-        return path.name
+        return path.name + (f" (+{len(clips) - 1} parts)" if len(clips) > 1 else "")
 
     # ---- steps ----------------------------------------------------------------------------------------------
     def step(self, name: str, body: Callable[[], None]) -> bool:
@@ -441,13 +468,19 @@ def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
         w.see("Initiativpligt", "Er der behov for udarbejdelse af et skriftligt dialoggrundlag?", "Begrundelse")
         w.choose("Er der behov for udarbejdelse af et skriftligt dialoggrundlag?", "Ja")
 
-    def dialog_page1() -> None:
+    def dialog_page1_missing() -> None:
         w.press("Næste", "Dialoggrundlag · side 1 af 4")
         w.see("Stamdata og baggrund", "Opgaveflytning af (navn på opgaven)")
         name = w.field("Initiativtager (navn og organisation): navn")
         w.expect(name).to_have_value("Mette Kjær Jensen")
-        w.fill("Opgaveflytning af (navn på opgaven)", TASK, keystrokes=True)
+        # Næste without the required task name: the same page again, with the error and the typed answer kept.
         w.fill("Initiativtager (navn og organisation): organisation", ORGANISATION)
+        w.press("Næste", "Siden er ikke færdig")
+        w.see("Dialoggrundlag · side 1 af 4")
+        w.expect(w.field("Initiativtager (navn og organisation): organisation")).to_have_value(ORGANISATION)
+
+    def dialog_page1() -> None:
+        w.fill("Opgaveflytning af (navn på opgaven)", TASK, keystrokes=True)
         w.fill("a. Hvorfor opgaveflytning?", "Borgeren slipper for transport, og sårplejen kommer tættere på hverdagen.")
 
     def dialog_page2() -> None:
@@ -518,6 +551,21 @@ def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
         w.see(TASK, "Porteføljestyregruppen", "Vis og ret", "Sårpleje")
         w.expect(w.card.get_by_role("button", name="Indsend", exact=True)).to_be_visible()
 
+    def edit_from_review() -> None:
+        # "Vis og ret" of the Dialoggrundlag: pick a page in the compact choice set (a Fluent combobox).
+        picker = w.card.get_by_role("combobox").nth(1)
+        picker.click()
+        w.page.get_by_role("option", name="Beskrivelse af opgaven", exact=True).click()
+        w.expect(picker).to_have_value("Beskrivelse af opgaven")
+        w.press("Vis og ret", "Dialoggrundlag · side 2 af 4", nth=1)
+        w.see("Beskrivelse af opgaven")
+        w.expect(w.card.get_by_role("button", name="Gem og gennemse", exact=True)).to_be_visible()
+        w.fill("- Hvilke og hvor mange patienter berører det?", "Ca. 120-150 borgere om året, primært over 70 år.")
+
+    def back_to_review() -> None:
+        w.press("Gem og gennemse", "Gennemse og indsend")
+        w.see("Ca. 120-150 borgere om året")
+
     def submit() -> None:
         w.press("Indsend", "Sagen er indsendt")
         text = w.card.inner_text()
@@ -529,7 +577,29 @@ def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
 
     def my_cases() -> None:
         w.send("mine sager", "Mine sager")
-        w.see(w.case_number or CASE_NUMBER, TASK)
+        w.see(w.case_number or CASE_NUMBER, TASK, "Indsendt")
+
+    def old_card() -> None:
+        # Scroll back to the "Dine svar er gemt" card and press its "Fortsæt nu": the case is submitted, so it must
+        # not open a form page for editing again.
+        paused = w.cards.filter(has_text="Dine svar er gemt").last
+        paused.scroll_into_view_if_needed()
+        answer = w.press("Fortsæt nu", "indsendt", card=paused)
+        w.focus = answer
+        if re.search(r"side \d+ af \d+", answer.inner_text()):
+            raise StepFailed("an old card reopened a form page of a submitted case")
+
+    def channel() -> None:
+        page = w.page
+        page.get_by_role("treeitem", name=re.compile("Porteføljestyregruppen")).click()
+        post = page.locator('[data-lexical-editor="true"][role="textbox"]').first
+        w.expect(post).to_be_visible()
+        post.click()
+        post.press_sequentially("@Opg", delay=30)
+        page.get_by_role("menuitem", name="Opgaveflytning").click()
+        post.press_sequentially(" ny sag", delay=15)
+        page.get_by_role("button", name="Post", exact=True).click()
+        w.expect(w.card).to_contain_text("Skriv til mig i en 1:1-chat", timeout=TIMEOUT_MS)
 
     return [
         ("velkomst", open_personal_chat),
@@ -537,6 +607,7 @@ def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
         ("ny-sag-screening", new_case),
         ("screening-besvaret", screening),
         ("initiativpligt", initiativpligt),
+        ("dialoggrundlag-side-1-mangler-svar", dialog_page1_missing),
         ("dialoggrundlag-side-1", dialog_page1),
         ("dialoggrundlag-side-2-langt-svar", dialog_page2),
         ("dialoggrundlag-side-3", dialog_page3),
@@ -549,8 +620,12 @@ def walk_steps(w: Walk, ui_url: str) -> list[tuple[str, Callable[[], None]]]:
         ("mini-mtv-side-2", mtv_page2),
         ("mini-mtv-side-10", mtv_to_last),
         ("gennemse-og-indsend", review),
+        ("vis-og-ret", edit_from_review),
+        ("tilbage-til-gennemsyn", back_to_review),
         ("sagen-er-indsendt", submit),
         ("mine-sager", my_cases),
+        ("gammelt-kort-efter-indsendelse", old_card),
+        ("kanal-portefoeljestyregruppen", channel),
     ]
 
 
@@ -559,7 +634,7 @@ def run_walk(out: Path, *, workdir: Path | None = None, log: Callable[[str], Non
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("[0-9][0-9]-*.png"):
+    for old in out.glob("[0-9][0-9]-*.png"):  # the previous run's screenshots
         old.unlink()
     with running_services(workdir) as services, sync_playwright() as p:
         log(f"bot on :{services.bot_port}, playground UI {services.ui_url}")
@@ -577,6 +652,10 @@ def run_walk(out: Path, *, workdir: Path | None = None, log: Callable[[str], Non
                 log(f"{'PASS' if ok else 'FAIL'} {result.number:02d} {name} ({result.seconds:.1f}s)"
                     + (f"\n     {result.error}" if result.error else ""))
                 if not ok:
+                    for log_name in ("bot.log", "playground.log"):
+                        with contextlib.suppress(OSError):
+                            tail = (services.workdir / log_name).read_text("utf-8", "replace").splitlines()[-15:]
+                            log(f"--- end of {log_name}\n" + "\n".join(tail))
                     break
             for finding in walk.findings:
                 log(f"NOTE {finding}")
