@@ -423,8 +423,7 @@ class CaseService:
         elif verb == verbs.PAGE_NEXT:
             target = next_step(step, new_plan)
             if data.get("ret") == "review" and isinstance(target, Step) and REVIEW in new_plan.steps:
-                open_step = self._first_open_step(case, new_plan, values)
-                target = REVIEW if open_step == REVIEW or new_plan.index(open_step) < (new_plan.index(step) or 0) else target
+                target = REVIEW  # edited from the review: back to it (it shows anything now missing)
         elif verb == verbs.PAGE_BACK:
             target = previous_step(step, new_plan)
         else:
@@ -460,8 +459,7 @@ class CaseService:
             where = self._where(case, target)
             return _Render(messages.paused_card(case.id, case.number, case.title, where), "Dine svar er gemt")
         if target == step and (result.errors or stale or verb == verbs.PAGE_PAUSE):
-            shown = {**{k: v for k, v in result.rejected.items()}}
-            return self._page(case, answers, step, actor_name=actor.name, shown=shown,
+            return self._page(case, answers, step, actor_name=actor.name, shown=result.rejected,
                               errors=result.errors if verb == verbs.PAGE_NEXT else {}, warnings=warnings,
                               notices=notices, return_to_review=data.get("ret") == "review")
         if warnings:
