@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,7 +77,6 @@ class _Render:
 
     card: Json
     summary: str = ""
-    extra: list[Json] = field(default_factory=list)
 
 
 class CaseService:
