@@ -16,6 +16,7 @@ from bot.activity import IncomingActivity
 from bot.auth import AuthError, RequestAuthenticator
 from bot.connector import ConnectorClient
 from bot.credentials import OutboundTokenProvider
+from bot.delivery import start_delivery
 from bot.settings import Settings
 from bot.teams_handler import TeamsHandler
 from dialogs.forms_model import FormCatalog
@@ -121,6 +122,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
                                        settings.microsoft_app_tenant_id)
         connector = ConnectorClient(tokens, timeout_seconds=settings.outbound_timeout_seconds)
         await connector.start()
+        # Proactive posts, thread replies and card updates go through the persistent outbox.
+        delivery = await start_delivery(database, connector)
         service = CaseService(database, catalog, organisation, longtext_max=settings.answer_max_length)
         app[DATABASE] = database
         app[HANDLER] = TeamsHandler(service, connector)
@@ -128,6 +131,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         try:
             yield
         finally:
+            await delivery.stop()
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner

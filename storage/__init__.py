@@ -1,0 +1,4 @@
+"""Storage: models, repositories, migrations. Importing the package registers every table on
+``storage.models.Base.metadata`` (the outbox tables live in ``storage.outbox``)."""
+
+from storage import outbox as outbox  # noqa: F401  (registers the outbox tables on Base.metadata)

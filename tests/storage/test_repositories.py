@@ -34,7 +34,10 @@ from storage.repositories import (
     processed_t,
 )
 
-TABLES = {"cases", "case_counters", "answers", "case_events", "conversation_state", "processed_activities"}
+TABLES = {
+    "cases", "case_counters", "answers", "case_events", "conversation_state", "processed_activities",
+    "outbox", "outbox_sends",
+}
 NUMBER = re.compile(r"^OF-(\d{4})-(\d{4})$")
 DANISH = "Æblegrød på Ærø – øl, blåbær & rødgrød med fløde: ÆØÅ æøå «citat» é ü ß"
 EMOJI = "👩🏽‍⚕️🏥🚑 ❤️‍🩹 🇩🇰 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"
