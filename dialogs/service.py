@@ -37,7 +37,7 @@ from dialogs.flow import (
 from dialogs.forms_model import Form, FormCatalog
 from dialogs.organisation import Organisation
 from storage.db import Database
-from storage.repositories import Case, CaseAnswers, Repo, RevisionConflict, StateConflict
+from storage.repositories import Case, CaseAnswers, EventSpec, Repo, RevisionConflict, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -445,10 +445,8 @@ class CaseService:
             if target.key != case.current_step:
                 changes["current_step"] = target.key
         if changed or changes:
-            case = await repo.update_case(case, **changes)
-            if changed:
-                await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="svar_gemt",
-                                     detail={"step": step.key, "items": sorted(changed)})
+            saved = EventSpec(actor.id, actor.name, "svar_gemt", {"step": step.key, "items": sorted(changed)})
+            case = await repo.update_case(case, event=saved if changed else None, **changes)
             if isinstance(target, Phase):
                 await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind=f"lukket_{target.value}",
                                      detail={"reason": case.closed_reason or ""})
@@ -484,9 +482,8 @@ class CaseService:
         flags = {**case.flags, "continue_anyway": True}
         case.flags = flags
         first = Step(DIALOGGRUNDLAG, self._forms(case)[DIALOGGRUNDLAG].pages[0].id)
-        case = await repo.update_case(case, flags=flags, phase=Phase.DIALOGGRUNDLAG.value, current_step=first.key,
-                                      closed_reason=None)
-        await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="fortsat_frivilligt", detail={})
+        case = await repo.update_case(case, event=EventSpec(actor.id, actor.name, "fortsat_frivilligt"), flags=flags,
+                                      phase=Phase.DIALOGGRUNDLAG.value, current_step=first.key, closed_reason=None)
         return self._page(case, answers, first, actor_name=actor.name)
 
     async def _edit_from_review(
@@ -504,8 +501,8 @@ class CaseService:
             # "Ret svarene" on the closing card reopens the screening.
             if step.form != SCREENING:
                 return self._resume(case, answers)
-            case = await repo.update_case(case, phase=Phase.SCREENING.value, current_step=step.key)
-            await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name, kind="genaabnet", detail={})
+            case = await repo.update_case(case, event=EventSpec(actor.id, actor.name, "genaabnet"),
+                                          phase=Phase.SCREENING.value, current_step=step.key)
             return self._page(case, answers, step, actor_name=actor.name)
         if self._plan(case, answers.values()).index(step) is None:
             return self._resume(case, answers, use_current=True)
@@ -528,14 +525,10 @@ class CaseService:
         if any(engine.missing_required(forms[f], values.get(f, {})) for f in case_plan.forms()):
             return review
         now = self.clock()
-        case = await repo.update_case(case, phase=Phase.SUBMITTED.value, submitted_at=now, current_step=REVIEW.key)
-        await repo.add_event(
-            case.id,
-            actor_id=actor.id,
-            actor_name=actor.name,
-            kind="indsendt",
-            detail={"route": case.route, "hospital": case.hospital, "forms": case.form_versions},
-        )
+        submitted = EventSpec(actor.id, actor.name, "indsendt",
+                              {"route": case.route, "hospital": case.hospital, "forms": case.form_versions})
+        case = await repo.update_case(case, event=submitted, phase=Phase.SUBMITTED.value, submitted_at=now,
+                                      current_step=REVIEW.key)
         return self._submitted(case, values)
 
     # ------------------------------------------------------------------ conversation state

@@ -120,6 +120,16 @@ class CaseAnswers:
                 answers[item_id] = StoredAnswer(value, revision)
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """An event to record with a case update."""
+
+    actor_id: str
+    actor_name: str
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Event:
     at: datetime
@@ -163,6 +173,21 @@ class Statements:
             .where(and_(cases_t.c.id == bindparam("b_id"), cases_t.c.revision == bindparam("b_revision")))
             .values({column: bindparam(f"v_{column}") for column in MUTABLE_CASE_COLUMNS})
         )
+        # PostgreSQL: the case update and its event in one round trip (the event only if the update matched).
+        self.update_case_with_event = None
+        if not sqlite:
+            updated = self.update_case.returning(cases_t.c.id).cte("updated")
+            self.update_case_with_event = insert(events_t).from_select(
+                ["case_id", "at", "actor_id", "actor_name", "kind", "detail"],
+                select(
+                    updated.c.id,
+                    bindparam("e_at", type_=events_t.c.at.type),
+                    bindparam("e_actor_id", type_=events_t.c.actor_id.type),
+                    bindparam("e_actor_name", type_=events_t.c.actor_name.type),
+                    bindparam("e_kind", type_=events_t.c.kind.type),
+                    bindparam("e_detail", type_=events_t.c.detail.type),
+                ),
+            )
         self.get_case_with_answers = (
             select(cases_t, answers_t.c.form_id, answers_t.c.item_id, answers_t.c.value,
                    answers_t.c.revision.label("answer_revision"))
@@ -284,8 +309,10 @@ class Repo:
         row = (await self.conn.execute(stmt)).first()
         return Case.from_row(row) if row else None
 
-    async def update_case(self, case: Case, **changes: Any) -> Case:
-        """Write changes and bump the revision; refuses (RevisionConflict) if someone else wrote first."""
+    async def update_case(self, case: Case, *, event: EventSpec | None = None, **changes: Any) -> Case:
+        """Write changes and bump the revision; refuses (RevisionConflict) if someone else wrote first.
+
+        ``event``: record it in the case's history in the same step (one round trip on PostgreSQL)."""
         unknown = set(changes) - set(MUTABLE_CASE_COLUMNS)
         if unknown:
             raise ValueError(f"not a mutable case field: {sorted(unknown)}")
@@ -297,9 +324,18 @@ class Repo:
             row[key] = json.dumps(row[key], sort_keys=True)
         params = {f"v_{column}": value for column, value in row.items()}
         params.update(b_id=case.id, b_revision=case.revision)
-        result = await self.conn.execute(self._sql.update_case, params)
+        if event is not None and self._sql.update_case_with_event is not None:
+            params.update(e_at=now, e_actor_id=event.actor_id, e_actor_name=event.actor_name, e_kind=event.kind,
+                          e_detail=json.dumps(event.detail, ensure_ascii=False, sort_keys=True))
+            result = await self.conn.execute(self._sql.update_case_with_event, params)
+            event = None  # written (or nothing was, if the revision check failed)
+        else:
+            result = await self.conn.execute(self._sql.update_case, params)
         if result.rowcount != 1:
             raise RevisionConflict(case.number)
+        if event is not None:
+            await self.add_event(case.id, actor_id=event.actor_id, actor_name=event.actor_name, kind=event.kind,
+                                 detail=event.detail, at=now)
         for key, value in changed.items():
             setattr(case, key, value)
         case.revision += 1
@@ -353,10 +389,11 @@ class Repo:
             await self.conn.execute(self._sql.upsert_answers, kept)
 
     # --- events ---------------------------------------------------------------------------
-    async def add_event(self, case_id: int, *, actor_id: str, actor_name: str, kind: str, detail: dict[str, Any]) -> None:
+    async def add_event(self, case_id: int, *, actor_id: str, actor_name: str, kind: str, detail: dict[str, Any],
+                        at: datetime | None = None) -> None:
         await self.conn.execute(
             self._sql.add_event,
-            {"case_id": case_id, "at": utcnow(), "actor_id": actor_id, "actor_name": actor_name, "kind": kind,
+            {"case_id": case_id, "at": at or utcnow(), "actor_id": actor_id, "actor_name": actor_name, "kind": kind,
              "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True)},
         )
 

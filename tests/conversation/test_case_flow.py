@@ -73,6 +73,22 @@ async def test_full_case_psg_route_with_mini_mtv(bot_any_db: BotServer) -> None:
     assert "Porteføljestyregruppen" in chat.text()
     await chat.say("mine sager")
     assert number in chat.text() and "Indsendt" in chat.text()
+    # Who did what when: the case's history is in the database.
+    from storage.db import Database
+
+    database = Database(bot.settings.database_url)
+    try:
+        async with database.transaction() as repo:
+            case = await repo.get_case_by_number(number)
+            assert case is not None and case.route == "psg" and case.submitted_at is not None
+            events = await repo.events(case.id)
+    finally:
+        await database.dispose()
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "oprettet" and kinds[-1] == "indsendt" and kinds.count("svar_gemt") >= 8
+    assert {e.actor_name for e in events} == {"Bent Hansen"}
+    assert events[-1].detail["route"] == "psg"
+    assert [e.at for e in events] == sorted(e.at for e in events)
 
 
 async def test_samarbejdsforum_route_skips_mini_mtv_and_names_hospital(bot: BotServer) -> None:

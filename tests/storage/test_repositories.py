@@ -955,3 +955,22 @@ async def test_update_case_refuses_fields_that_are_not_mutable(db: Database) -> 
     assert stored is not None and stored.title == "Ny titel" and stored.flags == {"continue_anyway": True}
     assert stored.revision == updated.revision == 2
     assert stored.initiator_id == "user-1"  # unchanged by the refused call
+
+
+async def test_update_case_with_an_event_writes_both_or_neither(db: Database) -> None:
+    from storage.repositories import EventSpec
+
+    case = await create_case(db)
+    stale = await read_case(db, case.id)
+    async with db.transaction() as repo:
+        await repo.update_case(case, event=EventSpec("a", "Anna", "svar_gemt", {"step": "x"}), title="T1")
+    with pytest.raises(RevisionConflict):
+        async with db.transaction() as repo:
+            await repo.update_case(stale, event=EventSpec("b", "Bent", "svar_gemt", {"step": "y"}), title="T2")
+    async with db.transaction() as repo:
+        events = await repo.events(case.id)
+        stored = await repo.get_case(case.id)
+    assert stored is not None and stored.title == "T1"
+    saved = [e for e in events if e.kind == "svar_gemt"]
+    assert [(e.actor_id, e.actor_name, e.detail) for e in saved] == [("a", "Anna", {"step": "x"})]
+    assert saved[0].at == stored.updated_at
