@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from dialogs.organisation import Organisation
 from dialogs.service import CaseService
 from storage.repositories import Case, CaseAnswers, StoredAnswer
 from tests.support.card_schema import card_errors, card_size_utf16
+from tests.support.chat import walk
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).with_name("snapshots")
@@ -223,17 +224,6 @@ def review_missing_card() -> Json:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def walk(node: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in a card, depth first (the card itself included)."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
-
-
 def executes(card: Json) -> list[Json]:
     return [node for node in walk(card) if node.get("type") == "Action.Execute"]
 
