@@ -54,13 +54,18 @@ class ConnectorClient:
             text = await response.text()
             if response.status >= 300:
                 raise ConnectorError(response.status, text)
-            if not text:
-                return {}
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                return {}
-            return parsed if isinstance(parsed, dict) else {}
+        return self._parse_body(text)
+
+    @staticmethod
+    def _parse_body(text: str) -> dict[str, Any]:
+        """The JSON object of a Bot Connector answer ({} when there is none)."""
+        if not text:
+            return {}
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
 
     @staticmethod
     def _base(service_url: str, conversation_id: str) -> str:

@@ -111,13 +111,7 @@ class DeliveryConnector(ConnectorClient):
             raise RequestNotSent(f"{type(error).__name__}: {error}") from error
         except (TimeoutError, aiohttp.ClientError) as error:
             raise OutcomeUnknown(f"{type(error).__name__}: {error}") from error
-        if not text:
-            return {}
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
+        return self._parse_body(text)
 
     @staticmethod
     def _conversations(service_url: str) -> str:
