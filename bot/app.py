@@ -7,7 +7,7 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -85,7 +85,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def _never_500_for_input(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _never_500_for_input(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:

@@ -103,10 +103,12 @@ class TeamsHandler:
         if activity.name != INVOKE_CARD_ACTION:
             return TurnResult(200, {"statusCode": 400, "type": "application/vnd.microsoft.error",
                                     "value": {"code": "BadRequest", "message": "unsupported invoke"}})
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}
+        raw_action = value.get("action")
+        action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
+        raw_data = action.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
         verb = action.get("verb")
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
         if not isinstance(verb, str) or verb not in verbs.ALL:
             card = error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag.")
             return TurnResult(200, invoke_card_response(card))

@@ -402,7 +402,7 @@ class CaseService:
             hospitals=self._hospitals,
             check_required=(verb == verbs.PAGE_NEXT and not stale),
         )
-        changed = {k: v for k, v in result.values.items() if (stored.get(k).value if k in stored else "") != v}
+        changed = {k: v for k, v in result.values.items() if (stored[k].value if k in stored else "") != v}
         new_revision = case.revision + 1
         if changed:
             await repo.save_answers(case.id, form.id, changed, revision=new_revision, actor_id=actor.id)

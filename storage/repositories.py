@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,12 +22,12 @@ from storage.models import (
     ProcessedActivityRow,
 )
 
-cases_t = CaseRow.__table__
-counters_t = CaseCounterRow.__table__
-answers_t = AnswerRow.__table__
-events_t = CaseEventRow.__table__
-state_t = ConversationStateRow.__table__
-processed_t = ProcessedActivityRow.__table__
+cases_t = cast(Table, CaseRow.__table__)
+counters_t = cast(Table, CaseCounterRow.__table__)
+answers_t = cast(Table, AnswerRow.__table__)
+events_t = cast(Table, CaseEventRow.__table__)
+state_t = cast(Table, ConversationStateRow.__table__)
+processed_t = cast(Table, ProcessedActivityRow.__table__)
 
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -174,7 +174,7 @@ class Statements:
             .values({column: bindparam(f"v_{column}") for column in MUTABLE_CASE_COLUMNS})
         )
         # PostgreSQL: the case update and its event in one round trip (the event only if the update matched).
-        self.update_case_with_event = None
+        self.update_case_with_event: Any = None
         if not sqlite:
             updated = self.update_case.returning(cases_t.c.id).cte("updated")
             self.update_case_with_event = insert(events_t).from_select(
@@ -206,7 +206,7 @@ class Statements:
         self.load_state = select(state_t.c.data, state_t.c.etag).where(state_t.c.key == bindparam("key"))
 
 
-_STATEMENTS = {True: None, False: None}
+_STATEMENTS: dict[bool, Statements | None] = {True: None, False: None}
 
 
 def statements(*, sqlite: bool) -> Statements:
