@@ -230,3 +230,34 @@ def submitted_card(number: str, title: str, destination_lines: list[str], mtv_pr
 
 def error_card(title: str, message: str) -> Json:
     return card([notice([title, message], color="Attention"), _start_buttons(include_help=False)])
+
+
+def team_welcome_card(team_name: str) -> Json:
+    where = f" i **{md_escape(team_name)}**" if team_name else ""
+    return card(
+        [
+            text_block("Opgaveflytning er klar", size="Medium", weight="Bolder"),
+            text_block(
+                f"Tak, fordi I har tilføjet mig{where}. Jeg hjælper med opgaveflytning mellem hospital, kommune og "
+                "almen praksis: screening, Dialoggrundlag og Mini-MTV."
+            ),
+            text_block(
+                "Sager oprettes i den personlige chat med mig. I teamets kanaler kan I skrive "
+                "**@Opgaveflytning hjælp**."
+            ),
+        ]
+    )
+
+
+def channel_help_card() -> Json:
+    return card(
+        [
+            text_block("Opgaveflytning i kanaler", size="Medium", weight="Bolder"),
+            text_block(
+                "Sager oprettes og udfyldes i din personlige chat med mig: skriv **ny sag** dér. "
+                "Her i kanalen svarer jeg, når I nævner mig."
+            ),
+            fact_set([("@Opgaveflytning hjælp", "Viser denne hjælp.")]),
+            text_block(DEFINITION, size="Small", subtle=True),
+        ]
+    )

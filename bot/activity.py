@@ -43,6 +43,7 @@ class IncomingActivity(_Lenient):
     entities: list[dict[str, Any]] | None = None
     channel_data: dict[str, Any] | None = Field(default=None, alias="channelData")
     members_added: list[ChannelAccount] | None = Field(default=None, alias="membersAdded")
+    members_removed: list[ChannelAccount] | None = Field(default=None, alias="membersRemoved")
     locale: str | None = None
 
     @property
@@ -51,6 +52,13 @@ class IncomingActivity(_Lenient):
         if isinstance(tenant, dict) and isinstance(tenant.get("id"), str):
             return tenant["id"]
         return (self.conversation.tenant_id if self.conversation else None) or ""
+
+    @property
+    def team_id(self) -> str | None:
+        team = (self.channel_data or {}).get("team")
+        if isinstance(team, dict) and isinstance(team.get("id"), str) and team["id"]:
+            return str(team["id"])
+        return None
 
     @property
     def is_personal(self) -> bool:

@@ -23,6 +23,7 @@ from bot.teams_handler import TeamsHandler
 from dialogs.forms_model import FormCatalog
 from dialogs.organisation import Organisation
 from dialogs.service import CaseService
+from dialogs.teams import TeamService
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -129,7 +130,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         delivery = await start_delivery(database, connector)
         service = CaseService(database, catalog, organisation, longtext_max=settings.answer_max_length)
         app[DATABASE] = database
-        app[HANDLER] = TeamsHandler(service, connector)
+        app[HANDLER] = TeamsHandler(service, connector, TeamService(database, admins=settings.bot_admins))
         pruner = asyncio.create_task(_prune_loop(database, timedelta(hours=settings.dedup_retention_hours)))
         # Everything built at start-up lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise add pauses to turns under load.

@@ -56,6 +56,28 @@ class ConnectorClient:
                 raise ConnectorError(response.status, text)
         return self._parse_body(text)
 
+    async def _get(self, url: str) -> dict[str, Any]:
+        assert self._session is not None, "ConnectorClient.start() was not called"
+        async with self._session.get(url, headers=await self._headers()) as response:
+            text = await response.text()
+            if response.status >= 300:
+                raise ConnectorError(response.status, text)
+        return self._parse_body(text)
+
+    async def team_details(self, service_url: str, team_id: str) -> dict[str, Any]:
+        """``GET /v3/teams/{teamId}``: the team's name and AAD group id (async; not TeamsInfo's blocking call)."""
+        return await self._get(f"{service_url.rstrip('/')}/v3/teams/{quote(team_id, safe='')}")
+
+    async def team_channels(self, service_url: str, team_id: str) -> dict[str, str]:
+        """``GET /v3/teams/{teamId}/conversations``: channel id → name (General has no name: "General")."""
+        result = await self._get(f"{service_url.rstrip('/')}/v3/teams/{quote(team_id, safe='')}/conversations")
+        channels = result.get("conversations") or []
+        return {
+            str(c["id"]): str(c.get("name") or "General")
+            for c in channels
+            if isinstance(c, dict) and c.get("id")
+        }
+
     @staticmethod
     def _parse_body(text: str) -> dict[str, Any]:
         """The JSON object of a Bot Connector answer ({} when there is none)."""

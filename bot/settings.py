@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/bot.db"
 DEFAULT_ORGANISATION_FILE = Path(__file__).resolve().parent.parent / "config" / "organisation.yaml"
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     # Where the Bot Framework's signing keys are published (override only for sovereign clouds or tests).
     openid_metadata_url: str | None = None
 
+    # The first administrators: Entra object ids (or UPNs), comma-separated. They are told when the bot is
+    # removed from a team (and will manage forum set-up).
+    bot_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     answer_max_length: int = Field(default=2000, ge=50, le=20000)
     organisation_file: Path = DEFAULT_ORGANISATION_FILE
@@ -46,6 +51,16 @@ class Settings(BaseSettings):
     dedup_retention_hours: int = Field(default=48, ge=1)
     # Where outgoing Bot Connector calls may go when no app id is configured (development mode).
     outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("bot_admins", mode="before")
+    @classmethod
+    def _admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                return value  # JSON list
+            return [part.strip() for part in stripped.split(",") if part.strip()]
+        return value
 
     @field_validator("microsoft_app_type", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from bot.activity import IncomingActivity, card_message, invoke_card_response
 from bot.connector import ConnectorClient, ConnectorError
 from bot.credentials import TokenUnavailableError
 from dialogs.service import Actor, CaseService, Conversation, Reply
+from dialogs.teams import TeamContext, TeamService
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ class TurnResult:
 
 
 class TeamsHandler:
-    def __init__(self, service: CaseService, connector: ConnectorClient) -> None:
+    def __init__(self, service: CaseService, connector: ConnectorClient, teams: TeamService) -> None:
         self.service = service
         self.connector = connector
+        self.teams = teams
 
     async def on_activity(self, activity: IncomingActivity) -> TurnResult:
         if activity.from_ is None or activity.conversation is None or not activity.service_url:
@@ -42,12 +44,16 @@ class TeamsHandler:
             if activity.type == "message":
                 await self._on_message(activity)
             elif activity.type == "installationUpdate":
-                if (activity.action or "").startswith("add") and activity.is_personal:
+                action = activity.action or ""
+                if activity.team_id:
+                    if action.startswith("add"):
+                        await self._team_installed(activity)
+                    elif action.startswith("remove"):
+                        await self.teams.removed(self._team(activity), activity_id=activity.id)
+                elif action.startswith("add") and activity.is_personal:
                     await self._send(activity, await self.service.welcome(*self._who(activity), activity.id))
             elif activity.type == "conversationUpdate":
-                bot_id = activity.recipient.id if activity.recipient else None
-                if activity.is_personal and any(m.id == bot_id for m in activity.members_added or []):
-                    await self._send(activity, await self.service.welcome(*self._who(activity), activity.id))
+                await self._on_conversation_update(activity)
             return TurnResult(200)
         except Exception:
             log.exception(
@@ -63,6 +69,48 @@ class TeamsHandler:
             except Exception:
                 log.exception("could not tell the user about the failure")
             return TurnResult(200)
+
+    async def _on_conversation_update(self, activity: IncomingActivity) -> None:
+        bot_id = activity.recipient.id if activity.recipient else None
+        bot_added = any(m.id == bot_id for m in activity.members_added or [])
+        bot_removed = any(m.id == bot_id for m in activity.members_removed or [])
+        if activity.team_id:
+            event = str((activity.channel_data or {}).get("eventType") or "")
+            if bot_added:
+                await self._team_installed(activity)
+            elif bot_removed:
+                await self.teams.removed(self._team(activity), activity_id=activity.id)
+            elif event in ("channelCreated", "channelRenamed", "channelRestored", "channelDeleted"):
+                channel = (activity.channel_data or {}).get("channel") or {}
+                if isinstance(channel, dict) and channel.get("id"):
+                    name = None if event == "channelDeleted" else str(channel.get("name") or "")
+                    await self.teams.channel_changed(self._team(activity), str(channel["id"]), name, activity.id)
+        elif activity.is_personal and bot_added:
+            await self._send(activity, await self.service.welcome(*self._who(activity), activity.id))
+
+    async def _team_installed(self, activity: IncomingActivity) -> None:
+        ctx = self._team(activity)
+        team = (activity.channel_data or {}).get("team") or {}
+        name = str(team.get("name") or "") if isinstance(team, dict) else ""
+        try:
+            channels = await self.connector.team_channels(ctx.service_url, ctx.team_id)
+            if not name:
+                name = str((await self.connector.team_details(ctx.service_url, ctx.team_id)).get("name") or "")
+        except (ConnectorError, TokenUnavailableError, OSError, TimeoutError) as error:
+            log.warning("could not read the channels of team %s (%s); keeping what is known", ctx.team_id, error)
+            channels = {}
+        await self.teams.installed(ctx, team_name=name, channels=channels, activity_id=activity.id)
+
+    @staticmethod
+    def _team(activity: IncomingActivity) -> TeamContext:
+        user = activity.from_
+        return TeamContext(
+            team_id=activity.team_id or "",
+            tenant_id=activity.tenant_id,
+            service_url=activity.service_url or "",
+            bot_id=activity.recipient.id if activity.recipient else "",
+            by=(user.aad_object_id or user.id) if user else "",
+        )
 
     @staticmethod
     def _who(activity: IncomingActivity) -> tuple[Actor, Conversation]:
@@ -85,6 +133,9 @@ class TeamsHandler:
             verb, data = _split_submit(activity.value)
             reply = await self.service.action(actor, conversation, verb, data, activity.id)
             await self._replace(activity, reply)
+            return
+        if not activity.is_personal and activity.text_without_mention().strip().casefold() in ("hjælp", "hjaelp", "help"):
+            await self._send(activity, [Reply(self.teams.help_card(), "Hjælp")])
             return
         if not activity.is_personal:
             bot_id = activity.recipient.id if activity.recipient else ""
