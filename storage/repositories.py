@@ -200,9 +200,7 @@ class Statements:
             .order_by(cases_t.c.updated_at.desc(), cases_t.c.id.desc())
             .limit(bindparam("limit"))
         )
-        self.get_case_with_answers_for_update = (
-            self.get_case_with_answers if sqlite else self.get_case_with_answers.with_for_update(of=cases_t)
-        )
+
         self.load_state = select(state_t.c.data, state_t.c.etag).where(state_t.c.key == bindparam("key"))
 
 
@@ -344,8 +342,14 @@ class Repo:
 
     async def get_case_and_answers(self, case_id: int, *, for_update: bool = False) -> tuple[Case, CaseAnswers] | None:
         """The case and all its answers in one round trip (locking the case row when asked)."""
-        stmt = self._sql.get_case_with_answers_for_update if for_update else self._sql.get_case_with_answers
-        rows = (await self.conn.execute(stmt, {"case_id": case_id})).all()
+        if for_update and not self._sqlite:
+            # Lock the case row on its own first. A joined SELECT … FOR UPDATE that waited for another
+            # transaction re-reads the locked case row but not the joined answers (those come from the
+            # statement's snapshot), so it could pair the new revision with old answers. After the lock
+            # is held, a fresh statement sees everything committed before it.
+            if (await self.conn.execute(self._sql.get_case_for_update, {"case_id": case_id})).first() is None:
+                return None
+        rows = (await self.conn.execute(self._sql.get_case_with_answers, {"case_id": case_id})).all()
         if not rows:
             return None
         answers = CaseAnswers()
