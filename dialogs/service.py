@@ -169,7 +169,10 @@ class CaseService:
         case_id = data.get("case")
         if not isinstance(case_id, int) or isinstance(case_id, bool):
             return _Render(messages.error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag."))
-        loaded = await repo.get_case_and_answers(case_id, for_update=True)
+        # Optimistic: read the case and its answers in one statement; if another turn (another device or
+        # process) writes the case first, update_case raises RevisionConflict and action() redoes the
+        # turn on fresh data (where the stale-card rules apply).
+        loaded = await repo.get_case_and_answers(case_id)
         case, answers = loaded if loaded else (None, CaseAnswers())
         if case is None or case.initiator_id != actor.id:
             return _Render(
