@@ -52,6 +52,17 @@ def preview(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: max(limit - 1, 1)].rstrip() + "…"
 
 
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def card_activity(content: Json, summary: str = "") -> Json:
+    """A message activity carrying one Adaptive Card (``summary``: the notification text)."""
+    activity: Json = {"type": "message", "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": content}]}
+    if summary:
+        activity["summary"] = summary
+    return activity
+
+
 def card(body: list[Json], actions: list[Json] | None = None) -> Json:
     result: Json = {
         "type": "AdaptiveCard",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+from adaptive_cards.common import CARD_CONTENT_TYPE, card_activity
 
 
 class _Lenient(BaseModel):
@@ -80,12 +80,7 @@ class IncomingActivity(_Lenient):
 
 def card_message(card: dict[str, Any], incoming: IncomingActivity, summary: str = "") -> dict[str, Any]:
     """A reply activity carrying one Adaptive Card, addressed back to the sender's conversation."""
-    activity: dict[str, Any] = {
-        "type": "message",
-        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}],
-    }
-    if summary:
-        activity["summary"] = summary
+    activity = card_activity(card, summary)
     if incoming.recipient:
         activity["from"] = {"id": incoming.recipient.id, "name": incoming.recipient.name}
     if incoming.from_:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adaptive_cards.common import card_activity
 from adaptive_cards.messages import channel_help_card, notice_card, team_welcome_card
 from storage.db import Database
 from storage.outbox import OutboxRepo
@@ -46,7 +47,7 @@ class TeamService:
                     "create_thread",
                     {"service_url": ctx.service_url, "tenant_id": ctx.tenant_id, "channel_id": ctx.team_id,
                      "team_id": ctx.team_id, "bot_id": ctx.bot_id},
-                    _card_activity(card, "Opgaveflytning er tilføjet teamet"),
+                    card_activity(card, "Opgaveflytning er tilføjet teamet"),
                     dedup_key=f"team-welcome:{ctx.team_id}:{activity_id or ''}",
                     thread_key=ctx.team_id,
                 )
@@ -79,7 +80,7 @@ class TeamService:
                     "send_personal",
                     {"service_url": ctx.service_url, "tenant_id": ctx.tenant_id, "user_id": admin,
                      "bot_id": ctx.bot_id},
-                    _card_activity(card, "Opgaveflytning er fjernet fra et team"),
+                    card_activity(card, "Opgaveflytning er fjernet fra et team"),
                     dedup_key=f"team-removed:{ctx.team_id}:{activity_id or ''}:{admin}",
                     thread_key=f"personal:{admin}",
                 )
@@ -99,10 +100,3 @@ class TeamService:
     def help_card() -> dict:
         return channel_help_card()
 
-
-def _card_activity(card: dict, summary: str) -> dict:
-    return {
-        "type": "message",
-        "summary": summary,
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
-    }

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -52,11 +52,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.common import as_utc, dialect_insert, utcnow
 from storage.models import Base
 
 if TYPE_CHECKING:
@@ -131,16 +130,6 @@ sends_t = cast(Table, OutboxSendRow.__table__)
 _earlier = outbox_t.alias("earlier")
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -188,15 +177,15 @@ class OutboxItem:
             payload=json.loads(m["payload"]),
             state=m["state"],
             attempts=m["attempts"],
-            due_at=_utc(m["due_at"]),  # type: ignore[arg-type]
-            claimed_at=_utc(m["claimed_at"]),
-            lease_until=_utc(m["lease_until"]),
+            due_at=as_utc(m["due_at"]),  # type: ignore[arg-type]
+            claimed_at=as_utc(m["claimed_at"]),
+            lease_until=as_utc(m["lease_until"]),
             worker_id=m["worker_id"],
-            sending_at=_utc(m["sending_at"]),
+            sending_at=as_utc(m["sending_at"]),
             last_error=m["last_error"],
             result=json.loads(m["result"]) if m["result"] else None,
-            created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-            updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
+            created_at=as_utc(m["created_at"]),  # type: ignore[arg-type]
+            updated_at=as_utc(m["updated_at"]),  # type: ignore[arg-type]
         )
 
 
@@ -256,7 +245,7 @@ class OutboxRepo:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._sqlite = conn.dialect.name == "sqlite"
-        self._insert = sqlite_dialect.insert if self._sqlite else postgresql.insert
+        self._insert = dialect_insert(sqlite=self._sqlite)
 
     @classmethod
     def of(cls, repo: Repo) -> OutboxRepo:
@@ -287,8 +276,8 @@ class OutboxRepo:
         channel id for everything posted in one channel (its new threads and their replies/updates).
         """
         _validate(kind, target)
-        now = _utc(now) or utcnow()
-        due = _utc(not_before) or now
+        now = as_utc(now) or utcnow()
+        due = as_utc(not_before) or now
         values = {
             "kind": kind,
             "dedup_key": dedup_key,
@@ -326,7 +315,7 @@ class OutboxRepo:
         """
         if limit <= 0:
             return []
-        now = _utc(now)  # type: ignore[assignment]
+        now = as_utc(now)  # type: ignore[assignment]
         o, e = outbox_t, _earlier
         holds_thread = or_(
             e.c.state.in_(IN_FLIGHT),
@@ -378,7 +367,7 @@ class OutboxRepo:
     ) -> int | None:
         """Record that a request is about to be made (commit before making it); the attempt number, or
         None if this worker no longer holds the claim (its lease ran out and another worker took over)."""
-        now = _utc(now)  # type: ignore[assignment]
+        now = as_utc(now)  # type: ignore[assignment]
         o = outbox_t
         result = await self.conn.execute(
             update(o)
@@ -395,7 +384,7 @@ class OutboxRepo:
         result = await self.conn.execute(
             update(o)
             .where(o.c.id == item_id, o.c.worker_id == worker_id, o.c.state == CLAIMED)
-            .values(state=PENDING, due_at=_utc(due_at), lease_until=None, worker_id=None, updated_at=utcnow())
+            .values(state=PENDING, due_at=as_utc(due_at), lease_until=None, worker_id=None, updated_at=utcnow())
         )
         return result.rowcount == 1
 
@@ -425,7 +414,7 @@ class OutboxRepo:
         """The call did not take effect: try again at ``next_at``. ``keep_sending``: its outcome is unknown
         (``sending_at`` stays, so whoever claims it next reconciles instead of repeating it blindly)."""
         values: dict[str, Any] = {
-            "state": PENDING, "attempts": attempts, "due_at": _utc(next_at), "last_error": last_error[:2000],
+            "state": PENDING, "attempts": attempts, "due_at": as_utc(next_at), "last_error": last_error[:2000],
             "lease_until": None, "worker_id": None, "updated_at": utcnow(),
         }
         if not keep_sending:
@@ -495,7 +484,7 @@ class OutboxRepo:
         """Queue a ``failed`` or ``in_doubt`` item again (for ``in_doubt``: the admin checked that the call
         did not take effect, e.g. no thread with this case exists in the channel)."""
         o = outbox_t
-        now = _utc(now) or utcnow()
+        now = as_utc(now) or utcnow()
         result = await self.conn.execute(
             update(o)
             .where(o.c.id == item_id, o.c.state.in_((FAILED, IN_DOUBT)))
@@ -510,7 +499,7 @@ class OutboxRepo:
 
     async def prune(self, older_than: timedelta, now: datetime | None = None) -> int:
         """Delete ``done``/``superseded`` items last changed before ``now - older_than`` (their results go)."""
-        cutoff = (_utc(now) or utcnow()) - older_than
+        cutoff = (as_utc(now) or utcnow()) - older_than
         result = await self.conn.execute(
             delete(outbox_t).where(outbox_t.c.state.in_((DONE, SUPERSEDED)), outbox_t.c.updated_at < cutoff)
         )

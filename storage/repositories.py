@@ -9,10 +9,9 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.common import as_utc, dialect_insert, utcnow
 from storage.models import (
     AnswerRow,
     CaseCounterRow,
@@ -31,16 +30,6 @@ processed_t = cast(Table, ProcessedActivityRow.__table__)
 
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class StateConflict(Exception):
@@ -89,9 +78,9 @@ class Case:
             form_versions=json.loads(m["form_versions"]),
             flags=json.loads(m["flags"] or "{}"),
             closed_reason=m["closed_reason"],
-            created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-            updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
-            submitted_at=_utc(m["submitted_at"]),
+            created_at=as_utc(m["created_at"]),  # type: ignore[arg-type]
+            updated_at=as_utc(m["updated_at"]),  # type: ignore[arg-type]
+            submitted_at=as_utc(m["submitted_at"]),
         )
 
 
@@ -149,7 +138,7 @@ class Statements:
     """Statements of the hot path, built once per dialect (building them is costlier than running them)."""
 
     def __init__(self, *, sqlite: bool) -> None:
-        insert_ = sqlite_dialect.insert if sqlite else postgresql.insert
+        insert_ = dialect_insert(sqlite=sqlite)
         self.insert = insert_
         self.claim = insert_(processed_t).on_conflict_do_nothing(index_elements=["activity_id"])
         upsert = insert_(answers_t)
@@ -407,7 +396,7 @@ class Repo:
             .where(events_t.c.case_id == case_id)
             .order_by(events_t.c.id)
         )
-        return [Event(_utc(at), actor_id, actor_name, kind, json.loads(detail)) for at, actor_id, actor_name, kind, detail in rows.all()]  # type: ignore[arg-type]
+        return [Event(as_utc(at), actor_id, actor_name, kind, json.loads(detail)) for at, actor_id, actor_name, kind, detail in rows.all()]  # type: ignore[arg-type]
 
     # --- conversation state ---------------------------------------------------------------
     async def load_state(self, key: str) -> tuple[dict[str, Any], int | None]:

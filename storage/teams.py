@@ -7,13 +7,11 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Table, delete, select, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.common import as_utc, dialect_insert, utcnow
 from storage.models import Base
-from storage.repositories import _utc, utcnow
 
 
 class TeamRow(Base):
@@ -61,7 +59,7 @@ class TeamRepo:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self._insert = sqlite_dialect.insert if conn.dialect.name == "sqlite" else postgresql.insert
+        self._insert = dialect_insert(sqlite=conn.dialect.name == "sqlite")
 
     async def installed(self, *, team_id: str, tenant_id: str, service_url: str, name: str, by: str,
                         channels: dict[str, str]) -> bool:
@@ -120,6 +118,6 @@ class TeamRepo:
         return Team(
             team_id=m["team_id"], tenant_id=m["tenant_id"], service_url=m["service_url"], name=m["name"],
             installed=bool(m["installed"]), installed_by=m["installed_by"],
-            installed_at=_utc(m["installed_at"]),  # type: ignore[arg-type]
-            removed_at=_utc(m["removed_at"]), channels={cid: name for cid, name in channels.all()},
+            installed_at=as_utc(m["installed_at"]),  # type: ignore[arg-type]
+            removed_at=as_utc(m["removed_at"]), channels={cid: name for cid, name in channels.all()},
         )
