@@ -204,26 +204,42 @@ def paused_card(case_id: int, number: str, title: str, where: str) -> Json:
             *heading("Dine svar er gemt", f"Sag {number}" + (f" · {md_escape(title)}" if title else "")),
             text_block(f"Du er nået til: {where}."),
             text_block("Skriv **fortsæt** – eller tryk på knappen – når du vil videre. Det virker også fra en anden enhed."),
-            action_set([action("Fortsæt nu", verbs.CASE_OPEN, {"case": case_id}), action("Mine sager", verbs.CASE_LIST)]),
+            action_set([action("Fortsæt nu", verbs.CASE_OPEN, {"case": case_id}),
+                        action("Medforfattere", verbs.COAUTHORS_SHOW, {"case": case_id}),
+                        action("Mine sager", verbs.CASE_LIST)]),
         ]
     )
 
 
-def submitted_card(number: str, title: str, destination_lines: list[str], mtv_progress: str | None) -> Json:
+def submitted_card(number: str, title: str, destination_lines: list[str], mtv_progress: str | None, *,
+                   case_id: int | None = None, phase_label: str | None = None, just_sent: bool = True,
+                   notes: list[str] | None = None) -> Json:
+    """After submission (``just_sent``) or later, when the initiator opens a case that is with the forums."""
     facts = [("Sagsnummer", number), ("Opgave", md_escape(title) or "–")]
+    if phase_label:
+        facts.append(("Status", phase_label))
     if mtv_progress:
         facts.append(("Mini-MTV", mtv_progress))
+    if just_sent:
+        top = heading("Sagen er indsendt", f"Tak! Sag {number} er registreret som indsendt.")
+    else:
+        top = heading(f"Sag {number}", md_escape(title) if title else None)
+    buttons = [action("Mine sager", verbs.CASE_LIST), action("Ny sag", verbs.CASE_NEW)]
+    if case_id is not None:
+        buttons.insert(0, action("Medforfattere", verbs.COAUTHORS_SHOW, {"case": case_id}))
     return card(
         [
-            *heading("Sagen er indsendt", f"Tak! Sag {number} er registreret som indsendt."),
+            *top,
             fact_set(facts),
-            text_block("Sagen går videre til:", weight="Bolder"),
+            text_block("Sagen går videre til:" if just_sent else "Sagen er sendt til:", weight="Bolder"),
             *[text_block(f"• {line}", spacing="None") for line in destination_lines],
+            *([notice(notes, color="Warning")] if notes else []),
             text_block(
-                "Sagen ligger nu hos forummet. Du kan altid se den og dens status under **mine sager**.",
+                "Du får besked i denne chat, hver gang et forum behandler sagen. Du kan altid se den og dens status "
+                "under **mine sager**.",
                 subtle=True,
             ),
-            action_set([action("Mine sager", verbs.CASE_LIST), action("Ny sag", verbs.CASE_NEW)]),
+            action_set(buttons),
         ]
     )
 

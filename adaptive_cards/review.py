@@ -124,6 +124,7 @@ def _build(view: ReviewView, limit: int) -> Json:
         actions.append(action("Indsend", verbs.REVIEW_SUBMIT, {"case": view.case_id, "rev": view.revision}))
     actions.append(action("Gem og fortsæt senere", verbs.PAGE_PAUSE,
                           {"case": view.case_id, "step": "gennemsyn", "rev": view.revision}))
+    actions.append(action("Medforfattere", verbs.COAUTHORS_SHOW, {"case": view.case_id}))
     body.append(action_set(actions, spacing="Large"))
     return card(body)
 

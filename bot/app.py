@@ -18,9 +18,11 @@ from bot.auth import AuthError, RequestAuthenticator
 from bot.connector import ConnectorClient
 from bot.credentials import OutboundTokenProvider
 from bot.delivery import start_delivery
+from bot.people import PeopleResolver
 from bot.settings import Settings
 from bot.teams_handler import TeamsHandler
 from dialogs.forms_model import FormCatalog
+from dialogs.forums import ForumService
 from dialogs.organisation import Organisation
 from dialogs.service import CaseService
 from dialogs.teams import TeamService
@@ -128,10 +130,20 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         await connector.start()
         # Proactive posts, thread replies and card updates go through the persistent outbox.
         delivery = await start_delivery(database, connector)
-        service = CaseService(database, catalog, organisation, longtext_max=settings.answer_max_length)
+        people = PeopleResolver(database, connector)
+        forums = ForumService(
+            database, catalog, organisation, admins=settings.bot_admins, longtext_max=settings.answer_max_length,
+            followup_days=settings.followup_reminder_days, evaluation_notice_days=settings.evaluation_notice_days,
+            resolver=people.resolve,
+        )
+        forums.on_queued = delivery.wake
+        service = CaseService(database, catalog, organisation, longtext_max=settings.answer_max_length,
+                              forums=forums)
         app[DATABASE] = database
-        app[HANDLER] = TeamsHandler(service, connector, TeamService(database, admins=settings.bot_admins))
+        app[HANDLER] = TeamsHandler(service, connector, TeamService(database, admins=settings.bot_admins), forums,
+                                    people)
         pruner = asyncio.create_task(_prune_loop(database, timedelta(hours=settings.dedup_retention_hours)))
+        reminders = asyncio.create_task(_reminder_loop(forums, delivery.worker_id, settings.reminder_poll_seconds))
         # Everything built at start-up lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise add pauses to turns under load.
         gc.collect()
@@ -140,9 +152,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
             yield
         finally:
             await delivery.stop()
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for task in (pruner, reminders):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await connector.close()
             await tokens.close()
             await database.dispose()
@@ -164,3 +177,15 @@ async def _prune_loop(database: Database, retention: timedelta) -> None:
         except Exception:
             log.exception("pruning processed activity ids failed")
         await asyncio.sleep(3600)
+
+
+async def _reminder_loop(forums: ForumService, worker_id: str, every: float) -> None:
+    """Send due follow-up/evaluation reminders. Several processes may run this: each reminder is taken once."""
+    while True:
+        try:
+            sent = await forums.run_reminders(worker=worker_id)
+            if sent:
+                log.info("sent %d reminder(s)", sent)
+        except Exception:
+            log.exception("sending reminders failed")
+        await asyncio.sleep(every)

@@ -38,6 +38,19 @@ case in the channel and then calls ``mark_done(id, {"conversation_id": …, "act
 then it is delivered at most once until an admin decides. A graceful ``stop()`` lets requests in flight
 finish (``stop_grace``), so only crashes, kills and network/5xx failures produce ``in_doubt`` items.
 
+Links to a case's thread in 1:1 messages: a ``send_personal`` item may name ``target["link_parent"]``, the
+dedup key of the ``create_thread`` item of the case's thread (unlike ``parent``, it does not supply the
+conversation: the message still goes to the user's 1:1 chat). The worker waits while that item is pending
+or in flight, then replaces ``{{thread_url}}`` (:data:`THREAD_URL_PLACEHOLDER`) everywhere in the payload
+with the thread's Teams deep link (:func:`thread_link`; ``target["group_id"]`` adds the team's group id).
+If the thread was not created (failed, in doubt, missing), the placeholder becomes ``target["fallback_url"]``,
+or, without one, ``Action.OpenUrl`` actions that point at it are dropped and the rest of it becomes "":
+the 1:1 message is delivered either way.
+
+Removed from a team: an item whose target names a ``team_id`` (posts, replies and updates in channels) is
+checked against the team registry (``storage.teams``) just before its request: if the bot was removed
+from that team, it becomes ``failed`` ("bot removed from team …") without a request.
+
 Worker ids must be unique among running workers; a worker that starts with the id of a dead one
 (the default ``host:pid`` repeats when a container restarts) takes its items back at once, otherwise they
 return when their lease (``lease_seconds``) runs out.
@@ -48,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -57,7 +71,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.connector import ConnectorClient
@@ -70,6 +86,7 @@ from storage.outbox import (
     RateWindow,
     thread_conversation_id,
 )
+from storage.teams import teams_t
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +102,10 @@ TEAMS_TENANT_LIMITS: tuple[RateWindow, ...] = (RateWindow(30, 1.0),)
 NOT_PROCESSED_STATUSES = frozenset({412, 429})  # refused before taking effect: safe to repeat
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})  # transient, but may have taken effect
 MAX_RETRY_AFTER = 3600.0
+
+#: Stands for the Teams link to a case's thread in a ``send_personal`` payload with ``link_parent``.
+THREAD_URL_PLACEHOLDER = "{{thread_url}}"
+_OPEN_URL_TYPES = frozenset({"Action.OpenUrl", "openUrl"})  # Adaptive Card action / Bot Framework card button
 
 
 class DeliveryTransport(Protocol):
@@ -126,6 +147,59 @@ class _LostClaim(Exception):
 
 def default_worker_id() -> str:
     return os.environ.get("DELIVERY_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def thread_link(channel_id: str, root_id: str, *, tenant_id: str = "", group_id: str | None = None) -> str:
+    """The Teams deep link to a channel thread (its root message ``root_id`` in ``channel_id``)."""
+    root = quote(root_id, safe="")
+    link = f"https://teams.microsoft.com/l/message/{quote(channel_id, safe='')}/{root}?"
+    if tenant_id:
+        link += f"tenantId={quote(tenant_id, safe='')}&"
+    link += f"parentMessageId={root}"
+    if group_id:
+        link += f"&groupId={quote(group_id, safe='')}"
+    return link
+
+
+def fill_placeholder(payload: dict[str, Any], value: str, placeholder: str = THREAD_URL_PLACEHOLDER) -> dict[str, Any]:
+    """``payload`` with every ``placeholder`` (in any string, at any depth) replaced by ``value``."""
+    escaped = json.dumps(value, ensure_ascii=False)[1:-1]  # safe inside a JSON string
+    filled: dict[str, Any] = json.loads(json.dumps(payload, ensure_ascii=False).replace(placeholder, escaped))
+    return filled
+
+
+def drop_placeholder_links(payload: dict[str, Any], placeholder: str = THREAD_URL_PLACEHOLDER) -> dict[str, Any]:
+    """``payload`` without the open-URL actions that point at ``placeholder`` (action sets and action lists
+    left empty go too); every other ``placeholder`` becomes ""."""
+
+    def links_to_placeholder(node: Any) -> bool:
+        return (isinstance(node, dict) and node.get("type") in _OPEN_URL_TYPES
+                and placeholder in str(node.get("url") or node.get("value") or ""))
+
+    def prune(node: Any) -> Any:
+        if isinstance(node, list):
+            kept = []
+            for child in node:
+                if links_to_placeholder(child):
+                    continue
+                pruned = prune(child)
+                if isinstance(pruned, dict) and pruned.get("type") == "ActionSet" and not pruned.get("actions"):
+                    continue
+                kept.append(pruned)
+            return kept
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, child in node.items():
+                if links_to_placeholder(child):
+                    continue  # e.g. a selectAction
+                pruned = prune(child)
+                if key in ("actions", "buttons") and isinstance(child, list) and child and not pruned:
+                    continue  # no empty action lists
+                out[key] = pruned
+            return out
+        return node
+
+    return fill_placeholder(prune(payload), "", placeholder)
 
 
 def _with_marker(activity: dict[str, Any], key: str) -> dict[str, Any]:
@@ -323,19 +397,24 @@ class DeliveryWorker:
             target = await self._resolve(item)
             if target is None:
                 return
+            payload = await self._link_thread(item, target)
+            if payload is None:
+                return
             if item.sending_at is not None and item.kind in self._at_most_once:
                 proceed = await self._reconcile(item, "the previous attempt's outcome is unknown "
                                                 "(the worker stopped or lost its lease during the request)",
                                                 item.sending_at)
                 if not proceed:
                     return
+            if await self._team_gone(item, target):
+                return
             count = 2 if item.kind == "send_personal" and not target.get("conversation_id") else 1
             attempt = await self._acquire(item, count)
             if attempt is None:
                 return
             began = True
             try:
-                result = await self._send(item, target)
+                result = await self._send(item, target, payload)
             except Exception as error:
                 await self._after_failure(item, attempt, error)
                 return
@@ -372,6 +451,8 @@ class DeliveryWorker:
                 target["conversation_id"] = conversation_id
             if item.kind == "update" and not target.get("activity_id"):
                 target["activity_id"] = root_id
+            if parent.target.get("team_id") and not target.get("team_id"):
+                target["team_id"] = parent.target["team_id"]  # for the removed-from-team check
         if not target.get("conversation_id") or (item.kind == "update" and not target.get("activity_id")):
             state = parent.state if parent is not None else "missing"
             error = f"parent {parent_key!r} is {state}: no conversation to deliver into"
@@ -379,6 +460,56 @@ class DeliveryWorker:
             log.warning("outbox item %s failed: %s", item.id, error)
             return None
         return target
+
+    async def _link_thread(self, item: OutboxItem, target: dict[str, Any]) -> dict[str, Any] | None:
+        """The payload to send: for a ``send_personal`` with ``link_parent``, with the thread's link filled
+        in (or the fallback); None if the thread is still being created (the item is given back)."""
+        link_key = target.get("link_parent") if item.kind == "send_personal" else None
+        if not link_key:
+            return item.payload
+        parent = await self._write(lambda out: out.get_by_key(str(link_key)))
+        if parent is not None and parent.state in ("pending", "claimed", "sending"):
+            await self._release(item, self._clock() + self._parent_poll)
+            return None
+        link = None
+        if parent is not None and parent.state == DONE and parent.result:
+            result = parent.result
+            channel_id = str(result.get("channel_id") or parent.target.get("channel_id") or "")
+            root_id = str(result.get("activity_id") or "")
+            if not root_id and ";messageid=" in str(result.get("conversation_id") or ""):
+                root_id = str(result["conversation_id"]).rsplit(";messageid=", 1)[1]
+            if channel_id and root_id:
+                tenant_id = str(target.get("tenant_id") or parent.target.get("tenant_id") or "")
+                group_id = target.get("group_id") or parent.target.get("group_id")
+                link = thread_link(channel_id, root_id, tenant_id=tenant_id,
+                                   group_id=str(group_id) if group_id else None)
+        if link is not None:
+            return fill_placeholder(item.payload, link)
+        state = parent.state if parent is not None else "missing"
+        log.info("outbox item %s: thread %r is %s; sending it without the thread's link", item.id, link_key, state)
+        fallback = target.get("fallback_url")
+        if fallback:
+            return fill_placeholder(item.payload, str(fallback))
+        return drop_placeholder_links(item.payload)
+
+    async def _team_gone(self, item: OutboxItem, target: dict[str, Any]) -> bool:
+        """True (and the item failed) if it posts into a team the bot was removed from."""
+        team_id = target.get("team_id")
+        if not team_id or item.kind == "send_personal":
+            return False
+        error = f"bot removed from team {team_id}"
+
+        async def check(out: OutboxRepo) -> bool:
+            row = (await out.conn.execute(select(teams_t.c.installed).where(teams_t.c.team_id == team_id))).first()
+            if row is None or row[0]:
+                return False
+            await out.mark_failed(item.id, error, worker_id=self.worker_id)
+            return True
+
+        if not await self._write(check):
+            return False
+        log.warning("outbox item %s (%s) failed: %s", item.id, item.kind, error)
+        return True
 
     def _buckets(self, item: OutboxItem) -> list[tuple[str, Sequence[RateWindow]]]:
         return [(f"thread:{item.thread_key}", self._thread_limits), (f"tenant:{item.tenant_id}", self._tenant_limits)]
@@ -410,18 +541,20 @@ class DeliveryWorker:
                 await self._release(item, self._clock() + wait)
                 return None
 
-    async def _send(self, item: OutboxItem, target: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, item: OutboxItem, target: dict[str, Any], payload: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+        payload = item.payload if payload is None else payload
         service_url = target["service_url"]
         tenant_id = str(target.get("tenant_id") or "")
         if item.kind == "create_thread":
             conversation_id, root_id = await self._connector.create_thread(
-                service_url, target["channel_id"], _with_marker(item.payload, item.dedup_key),
+                service_url, target["channel_id"], _with_marker(payload, item.dedup_key),
                 tenant_id=tenant_id, team_id=target.get("team_id"), bot_id=target.get("bot_id"),
             )
             return {"conversation_id": conversation_id, "activity_id": root_id, "channel_id": target["channel_id"]}
         if item.kind == "update":
             await self._connector.update_activity(
-                service_url, target["conversation_id"], target["activity_id"], item.payload
+                service_url, target["conversation_id"], target["activity_id"], payload
             )
             return {"conversation_id": target["conversation_id"], "activity_id": target["activity_id"]}
         conversation = str(target.get("conversation_id") or "")
@@ -430,7 +563,7 @@ class DeliveryWorker:
                 service_url, target["user_id"], tenant_id=tenant_id, bot_id=target.get("bot_id")
             )
         activity_id = await self._connector.send_activity(
-            service_url, conversation, _with_marker(item.payload, item.dedup_key)
+            service_url, conversation, _with_marker(payload, item.dedup_key)
         )
         return {"conversation_id": conversation, "activity_id": activity_id}
 

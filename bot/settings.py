@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Where outgoing Bot Connector calls may go when no app id is configured (development mode).
     outbound_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Reminders after a forum has planned the follow-up: a status reminder every N days (0: none) until
+    # the evaluation, one N days before the evaluation date, and one on the day. Checked every N seconds.
+    followup_reminder_days: int = Field(default=30, ge=0, le=365)
+    evaluation_notice_days: int = Field(default=14, ge=0, le=365)
+    reminder_poll_seconds: float = Field(default=300.0, gt=0)
+
     @field_validator("bot_admins", mode="before")
     @classmethod
     def _admins(cls, value: object) -> object:

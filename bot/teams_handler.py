@@ -12,6 +12,9 @@ from adaptive_cards.messages import error_card, notice_card
 from bot.activity import IncomingActivity, card_message, invoke_card_response
 from bot.connector import ConnectorClient, ConnectorError
 from bot.credentials import TokenUnavailableError
+from bot.people import PeopleResolver
+from dialogs.commands import normalise
+from dialogs.forums import ChannelContext, ForumActor, ForumService, Outgoing
 from dialogs.service import Actor, CaseService, Conversation, Reply
 from dialogs.teams import TeamContext, TeamService
 
@@ -30,10 +33,13 @@ class TurnResult:
 
 
 class TeamsHandler:
-    def __init__(self, service: CaseService, connector: ConnectorClient, teams: TeamService) -> None:
+    def __init__(self, service: CaseService, connector: ConnectorClient, teams: TeamService,
+                 forums: ForumService | None = None, people: PeopleResolver | None = None) -> None:
         self.service = service
         self.connector = connector
         self.teams = teams
+        self.forums = forums or service.forums
+        self.people = people
 
     async def on_activity(self, activity: IncomingActivity) -> TurnResult:
         if activity.from_ is None or activity.conversation is None or not activity.service_url:
@@ -123,21 +129,85 @@ class TeamsHandler:
             service_url=activity.service_url or "",
             channel_id=activity.channel_id or "msteams",
             conversation_type=activity.conversation.conversation_type or "personal",
+            bot_id=activity.recipient.id if activity.recipient else "",
         )
         return actor, conversation
+
+    @staticmethod
+    def _channel(activity: IncomingActivity) -> ChannelContext:
+        channel = (activity.channel_data or {}).get("channel")
+        channel_id = str(channel.get("id") or "") if isinstance(channel, dict) else ""
+        if not channel_id and activity.conversation is not None:
+            channel_id = activity.conversation.id.split(";", 1)[0]
+        return ChannelContext(
+            team_id=activity.team_id or "",
+            channel_id=channel_id,
+            tenant_id=activity.tenant_id,
+            service_url=activity.service_url or "",
+            bot_id=activity.recipient.id if activity.recipient else "",
+        )
+
+    async def _forum_actor(self, activity: IncomingActivity, roster: list[Any] | None = None) -> ForumActor:
+        assert activity.from_ is not None
+        user = activity.from_
+        actor_id = user.aad_object_id or user.id
+        upn = next((p.upn for p in roster or [] if p.user_id == actor_id or p.mri == user.id), "")
+        return ForumActor(id=actor_id, name=(user.name or "").strip(), mri=user.id, upn=upn)
+
+    async def _roster(self, activity: IncomingActivity) -> list[Any]:
+        if self.people is None or not activity.team_id or not activity.service_url:
+            return []
+        return await self.people.roster(activity.service_url, activity.team_id)
+
+    async def _channel_setup(self, activity: IncomingActivity, verb: str | None, data: dict[str, Any]) -> Outgoing:
+        roster = await self._roster(activity)
+        actor = await self._forum_actor(activity, roster)
+        channel = self._channel(activity)
+        if verb is None:
+            return await self.forums.setup(actor, channel, "", roster, activity.id)
+        return await self.forums.setup_action(actor, channel, "", verb, data, roster, activity.id)
+
+    async def _channel_action(self, activity: IncomingActivity, verb: str, data: dict[str, Any]) -> Outgoing:
+        if verb in verbs.SETUP:
+            if activity.is_personal or not activity.team_id:
+                return Outgoing(error_card("Opsætning foregår i en kanal.",
+                                           "Skriv **@Opgaveflytning opsætning** i forummets kanal."))
+            return await self._channel_setup(activity, verb, data)
+        return await self.forums.card_action(await self._forum_actor(activity), self._channel(activity), verb, data,
+                                             activity.id)
 
     async def _on_message(self, activity: IncomingActivity) -> None:
         actor, conversation = self._who(activity)
         if isinstance(activity.value, dict) and "verb" in activity.value:
             # Action.Submit fallback (clients without Universal Actions): same verbs, card updated in place.
             verb, data = _split_submit(activity.value)
+            if verb in verbs.FORUM or verb in verbs.SETUP:
+                out = await self._channel_action(activity, verb, data)
+                if out.card:
+                    await self._replace(activity, Reply(out.card, out.summary))
+                return
             reply = await self.service.action(actor, conversation, verb, data, activity.id)
             await self._replace(activity, reply)
             return
-        if not activity.is_personal and activity.text_without_mention().strip().casefold() in ("hjælp", "hjaelp", "help"):
-            await self._send(activity, [Reply(self.teams.help_card(), "Hjælp")])
-            return
         if not activity.is_personal:
+            command = normalise(activity.text_without_mention()[:MAX_TEXT])
+            word = command.partition(" ")[0]
+            if command in ("hjaelp", "help", "hjalp", "?"):
+                await self._send(activity, [Reply(self.teams.help_card(), "Hjælp")])
+                return
+            if activity.team_id and word in ("opsaetning", "opsatning", "setup", "indstillinger"):
+                out = await self._channel_setup(activity, None, {})
+                if out.card:
+                    await self._send(activity, [Reply(out.card, out.summary)])
+                return
+            if activity.team_id and word == "status":
+                raw = activity.text_without_mention()[:MAX_TEXT].strip()
+                number = raw.split(None, 1)[1] if len(raw.split(None, 1)) > 1 else ""
+                out = await self.forums.status(await self._forum_actor(activity), self._channel(activity),
+                                               number, activity.id)
+                if out.card:
+                    await self._send(activity, [Reply(out.card, out.summary)])
+                return
             bot_id = activity.recipient.id if activity.recipient else ""
             link = ("Åbn chat med mig", f"https://teams.microsoft.com/l/chat/0/0?users={quote(bot_id)}") if bot_id else None
             await self._send(activity, [Reply(notice_card(
@@ -163,6 +233,10 @@ class TeamsHandler:
         if not isinstance(verb, str) or verb not in verbs.ALL:
             card = error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag.")
             return TurnResult(200, invoke_card_response(card))
+        if verb in verbs.FORUM or verb in verbs.SETUP:
+            out = await self._channel_action(activity, verb, data)
+            return TurnResult(200, invoke_card_response(out.card or error_card(
+                "Handlingen er allerede udført.", "Skriv **@Opgaveflytning hjælp** i kanalen.")))
         actor, conversation = self._who(activity)
         reply = await self.service.action(actor, conversation, verb, data, activity.id)
         return TurnResult(200, invoke_card_response(reply.card))

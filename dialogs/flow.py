@@ -18,14 +18,28 @@ ROUTE_FORUM, ROUTE_PSG = "samarbejdsforum", "psg"
 
 
 class Phase(StrEnum):
+    # filled in by the initiator (and co-authors) in 1:1
     SCREENING = "screening"
     DIALOGGRUNDLAG = "dialoggrundlag"
     ROUTE = "rute"
     MINI_MTV = "mini_mtv"
     REVIEW = "gennemsyn"
-    SUBMITTED = "indsendt"
+    # closed before any forum
     NO_DUTY = "ingen_initiativpligt"
     NOT_NEEDED = "ikke_behov"
+    # with the forums (see dialogs/process.py for who moves a case between these)
+    FORUM = "samarbejdsforum"
+    PSG = "psg"
+    PILOT = "lokal_afproevning"
+    DECISION = "afgoerelse"
+    PLANNING = "planlaegning"
+    FOLLOW_UP = "opfoelgning"
+    # closed by a forum
+    ORIENTATION = "kun_orientering"
+    MUTUAL = "gensidig_orientering"
+    REJECTED = "afvist"
+    NO_AGREEMENT = "ingen_aftale"
+    EVALUATED = "evalueret"
 
     @property
     def label(self) -> str:
@@ -33,12 +47,24 @@ class Phase(StrEnum):
 
     @property
     def editable(self) -> bool:
-        return self not in (Phase.SUBMITTED, Phase.NOT_NEEDED)
+        """The initiator (and co-authors) may still change the answers."""
+        return self in _EDITABLE
 
     @property
     def closed(self) -> bool:
-        return self in (Phase.NO_DUTY, Phase.NOT_NEEDED)
+        return self in _CLOSED
 
+    @property
+    def sent(self) -> bool:
+        """Submitted: the case is with (or was closed by) the forums."""
+        return self in _SENT
+
+
+_EDITABLE = frozenset({Phase.SCREENING, Phase.DIALOGGRUNDLAG, Phase.ROUTE, Phase.MINI_MTV, Phase.REVIEW, Phase.NO_DUTY})
+_CLOSED = frozenset({Phase.NO_DUTY, Phase.NOT_NEEDED, Phase.ORIENTATION, Phase.MUTUAL, Phase.REJECTED,
+                     Phase.NO_AGREEMENT, Phase.EVALUATED})
+_SENT = frozenset({Phase.FORUM, Phase.PSG, Phase.PILOT, Phase.DECISION, Phase.PLANNING, Phase.FOLLOW_UP,
+                   Phase.ORIENTATION, Phase.MUTUAL, Phase.REJECTED, Phase.NO_AGREEMENT, Phase.EVALUATED})
 
 PHASE_LABELS = {
     Phase.SCREENING: "Screening",
@@ -46,9 +72,19 @@ PHASE_LABELS = {
     Phase.ROUTE: "Valg af forum",
     Phase.MINI_MTV: "Mini-MTV udfyldes",
     Phase.REVIEW: "Klar til gennemsyn",
-    Phase.SUBMITTED: "Indsendt",
     Phase.NO_DUTY: "Lukket – ingen initiativpligt",
     Phase.NOT_NEEDED: "Lukket – intet behov for dialoggrundlag",
+    Phase.FORUM: "Hos samarbejdsforum",
+    Phase.PSG: "Hos Porteføljestyregruppen",
+    Phase.PILOT: "Lokal afprøvning",
+    Phase.DECISION: "Til afgørelse",
+    Phase.PLANNING: "Planlægning",
+    Phase.FOLLOW_UP: "Opfølgning og evaluering",
+    Phase.ORIENTATION: "Lukket – kun orientering til PSG",
+    Phase.MUTUAL: "Lukket – gensidig orientering",
+    Phase.REJECTED: "Lukket – afvist",
+    Phase.NO_AGREEMENT: "Lukket – ingen aftale",
+    Phase.EVALUATED: "Afsluttet – evalueret",
 }
 
 _PHASE_OF_FORM = {
@@ -118,12 +154,15 @@ def all_no(screening: FormAnswers) -> bool:
     return all(screening.get(q) == NO for q in ("s1", "s2", "s3"))
 
 
-def plan(forms: Mapping[str, Form], answers: Mapping[str, FormAnswers], *, continue_anyway: bool) -> Plan:
+def plan(
+    forms: Mapping[str, Form], answers: Mapping[str, FormAnswers], *, continue_anyway: bool, require_mtv: bool = False
+) -> Plan:
     """Which steps the case walks, given its answers so far.
 
     Screening → (assessment if any Ja) → Dialoggrundlag → route → (Mini-MTV if PSG) → review.
     All Nej stops in NO_DUTY unless the user chose to continue anyway; a Nej to the assessment stops
-    in NOT_NEEDED. Steps after an unanswered decision are not planned yet.
+    in NOT_NEEDED. Steps after an unanswered decision are not planned yet. ``require_mtv``: a samarbejdsforum
+    lifted the case to PSG, which needs the Mini-MTV whatever route was chosen.
     """
     screening = answers.get(SCREENING, {})
     steps = [Step(SCREENING, page.id) for page in visible_pages(forms[SCREENING], screening)]
@@ -143,7 +182,7 @@ def plan(forms: Mapping[str, Form], answers: Mapping[str, FormAnswers], *, conti
     route = route_answers.get("route")
     if route not in (ROUTE_FORUM, ROUTE_PSG):
         return Plan(tuple(steps))
-    if route == ROUTE_PSG:
+    if route == ROUTE_PSG or require_mtv:
         steps += [Step(MINI_MTV, page.id) for page in visible_pages(forms[MINI_MTV], answers.get(MINI_MTV, {}))]
     steps.append(REVIEW)
     return Plan(tuple(steps))

@@ -25,6 +25,18 @@ class Hospital(_Strict):
     forum: str
 
 
+class ForumRef(_Strict):
+    """One forum a channel can be bound to: a hospital's samarbejdsforum, PSG or the decision body."""
+
+    id: str
+    name: str
+    kind: str  # hospital | psg | decision (see dialogs/process.py)
+    hospital_id: str | None = None
+
+
+HOSPITAL_FORUM_PREFIX = "sf_"
+
+
 class Organisation(_Strict):
     region: str
     portfolio_group: Forum
@@ -43,3 +55,19 @@ class Organisation(_Strict):
 
     def hospital(self, hospital_id: str | None) -> Hospital | None:
         return next((h for h in self.hospitals if h.id == hospital_id), None)
+
+    def forums(self) -> list[ForumRef]:
+        """Every forum of the configuration, in the order an admin expects them."""
+        forums = [ForumRef(id=f"{HOSPITAL_FORUM_PREFIX}{h.id}", name=h.forum, kind="hospital", hospital_id=h.id)
+                  for h in self.hospitals]
+        forums.append(ForumRef(id=self.portfolio_group.id, name=self.portfolio_group.name, kind="psg"))
+        forums.append(ForumRef(id=self.decision_body.id, name=self.decision_body.name, kind="decision"))
+        return forums
+
+    def forum(self, forum_id: str | None) -> ForumRef | None:
+        return next((f for f in self.forums() if f.id == forum_id), None)
+
+    def forum_of_kind(self, kind: str, hospital_id: str | None = None) -> ForumRef | None:
+        if kind == "hospital":
+            return self.forum(f"{HOSPITAL_FORUM_PREFIX}{hospital_id}") if hospital_id else None
+        return next((f for f in self.forums() if f.kind == kind), None)

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adaptive_cards import messages, verbs
-from adaptive_cards.common import COPENHAGEN, Json
+from adaptive_cards import setup as coauthor_cards
+from adaptive_cards.common import COPENHAGEN, Json, md_escape
 from adaptive_cards.pages import page_card
 from adaptive_cards.review import review_card
 from dialogs import engine, views
@@ -35,14 +36,18 @@ from dialogs.flow import (
     previous_step,
 )
 from dialogs.forms_model import Form, FormCatalog
+from dialogs.forums import ForumService, PersonInfo, Resolver, _Ctx, case_forms
 from dialogs.organisation import Organisation
 from storage.db import Database
+from storage.forums import ForumRepo
+from storage.forums import Person as StoredPerson
 from storage.repositories import Case, CaseAnswers, EventSpec, Repo, RevisionConflict, StateConflict
 
 log = logging.getLogger(__name__)
 
 OPEN_PHASES = [p.value for p in (Phase.SCREENING, Phase.DIALOGGRUNDLAG, Phase.ROUTE, Phase.MINI_MTV, Phase.REVIEW)]
 LIST_LIMIT = 15
+MAX_COAUTHORS = 10
 REMEMBER_MEMO_SIZE = 10_000
 
 
@@ -62,6 +67,7 @@ class Conversation:
     service_url: str
     channel_id: str = "msteams"
     conversation_type: str = "personal"
+    bot_id: str = ""
 
 
 @dataclass
@@ -77,6 +83,7 @@ class _Render:
 
     card: Json
     summary: str = ""
+    queued: bool = False  # the outbox got work in this transaction (wake the delivery worker)
 
 
 class CaseService:
@@ -88,12 +95,16 @@ class CaseService:
         *,
         longtext_max: int = 2000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        forums: ForumService | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.db = database
         self.catalog = catalog
         self.org = organisation
         self.longtext_max = longtext_max
         self.clock = clock
+        self.forums = forums or ForumService(database, catalog, organisation, longtext_max=longtext_max, clock=clock)
+        self.resolver = resolver or self.forums.resolver
         self._hospitals = organisation.hospital_forums()
         self._remembered: OrderedDict[str, tuple[tuple[str, str], ...]] = OrderedDict()
 
@@ -149,6 +160,8 @@ class CaseService:
                         # The conversation reference is kept from messages and installs; a card action
                         # always comes after one of those, so it costs no extra read here.
                         render = await self._dispatch(repo, actor, verb, data)
+                if render.queued:
+                    self.forums.on_queued()
                 return Reply(render.card, render.summary)
             except (RevisionConflict, StateConflict):
                 # Another turn (another device or process) wrote the case first: read again and redo.
@@ -174,7 +187,7 @@ class CaseService:
         # turn on fresh data (where the stale-card rules apply).
         loaded = await repo.get_case_and_answers(case_id)
         case, answers = loaded if loaded else (None, CaseAnswers())
-        if case is None or case.initiator_id != actor.id:
+        if case is None or not await self._may_see(repo, case, actor):
             return _Render(
                 messages.error_card(
                     "Dette kort hører til en sag, du ikke har adgang til.",
@@ -192,13 +205,15 @@ class CaseService:
             return await self._edit_from_review(repo, actor, case, answers, data)
         if verb == verbs.REVIEW_SUBMIT:
             return await self._submit(repo, actor, case, answers, data)
+        if verb in (verbs.COAUTHORS_SHOW, verbs.COAUTHORS_ADD, verbs.COAUTHORS_REMOVE):
+            return await self._coauthors(repo, actor, case, verb, data)
         return _Render(messages.error_card("Ukendt handling.", "Skriv **hjælp** for at se, hvad jeg kan."))
 
     async def _current_view(self, repo: Repo, actor: Actor, data: Mapping[str, Any]) -> _Render:
         case_id = data.get("case")
         if isinstance(case_id, int) and not isinstance(case_id, bool):
             loaded = await repo.get_case_and_answers(case_id)
-            if loaded is not None and loaded[0].initiator_id == actor.id:
+            if loaded is not None and await self._may_see(repo, loaded[0], actor):
                 return self._resume(*loaded, use_current=True)
         return _Render(messages.help_card(), "Hjælp")
 
@@ -229,15 +244,28 @@ class CaseService:
             )
         return self._resume(case, await repo.get_answers(case.id))
 
+    async def _may_see(self, repo: Repo, case: Case, actor: Actor) -> bool:
+        """The initiator and the case's co-authors work on a case in 1:1."""
+        return case.initiator_id == actor.id or actor.id in await ForumRepo(repo.conn).participants(case.id)
+
     async def _list(self, repo: Repo, actor: Actor) -> _Render:
         cases = await repo.list_cases(actor.id, limit=LIST_LIMIT)
         total = len(cases) if len(cases) < LIST_LIMIT else await repo.count_cases(actor.id)
+        shared = await ForumRepo(repo.conn).cases_of_participant(actor.id)
+        if shared:
+            for case_id in shared:
+                other = await repo.get_case(case_id)
+                if other is not None and all(c.id != other.id for c in cases):
+                    cases.append(other)
+                    total += 1
+            cases.sort(key=lambda c: (c.updated_at, c.id), reverse=True)
+            cases = cases[:LIST_LIMIT]
         entries = [
             messages.CaseListEntry(
                 case_id=c.id,
                 number=c.number,
                 title=c.title,
-                phase_label=Phase(c.phase).label,
+                phase_label=self._phase_label(c) + ("" if c.initiator_id == actor.id else " · medforfatter"),
                 updated_at=c.updated_at,
                 can_continue=c.phase in OPEN_PHASES,
             )
@@ -247,17 +275,28 @@ class CaseService:
 
     # ------------------------------------------------------------------ views
     def _forms(self, case: Case) -> dict[str, Form]:
-        return {form_id: self.catalog.get(form_id, case.form_versions.get(form_id)) for form_id in FORM_ORDER}
+        return case_forms(self.catalog, case)
 
     def _plan(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> Plan:
-        return plan(self._forms(case), values, continue_anyway=bool(case.flags.get("continue_anyway")))
+        return plan(self._forms(case), values, continue_anyway=bool(case.flags.get("continue_anyway")),
+                    require_mtv=bool(case.flags.get("require_mtv")))
+
+    def _phase_label(self, case: Case) -> str:
+        phase = Phase(case.phase)
+        if phase is Phase.DECISION:
+            return f"Til afgørelse i {self.org.decision_body.name}"
+        if phase.editable and case.flags.get("returned"):
+            return "Returneret til supplering"
+        if phase.editable and case.flags.get("require_mtv"):
+            return "Løftet til PSG – Mini-MTV udfyldes"
+        return phase.label
 
     def _resume(self, case: Case, answers: CaseAnswers, *, use_current: bool = False) -> _Render:
         """The card a user should see for a case now: outcome, submitted summary, or the open page."""
         phase = Phase(case.phase)
         values = answers.values()
-        if phase is Phase.SUBMITTED:
-            return self._submitted(case, values)
+        if phase.sent:
+            return self._submitted(case, values, just_sent=False)
         if phase is Phase.NOT_NEEDED:
             return _Render(messages.not_needed_card(case.number, case.closed_reason or ""), "Sagen er lukket")
         if phase is Phase.NO_DUTY:
@@ -340,13 +379,23 @@ class CaseService:
         )
         return _Render(review_card(view), "Gennemse og indsend")
 
-    def _submitted(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> _Render:
+    def _submitted(self, case: Case, values: Mapping[str, Mapping[str, str]], *, just_sent: bool = True,
+                   lines: list[str] | None = None) -> _Render:
         mtv = None
-        if case.route == ROUTE_PSG:
+        if case.route == ROUTE_PSG or case.flags.get("require_mtv"):
             mtv = views.mtv_progress_text(self._forms(case)[MINI_MTV], values.get(MINI_MTV, {}))
+        destinations = [line for line in (lines or []) if not line.startswith("⚠")]
+        notes = [line.lstrip("⚠ ") for line in (lines or []) if line.startswith("⚠")]
+        if not destinations:
+            destinations = views.destination_lines(self.org, values.get(ROUTE, {}))
+            if case.flags.get("require_mtv") and case.route != ROUTE_PSG:
+                destinations.append(f"{self.org.portfolio_group.name} (løftet af samarbejdsforum)")
+        if case.closed_reason and Phase(case.phase).closed:
+            notes.append(f"Begrundelse: {case.closed_reason}")
         return _Render(
-            messages.submitted_card(case.number, case.title, views.destination_lines(self.org, values.get(ROUTE, {})), mtv),
-            f"Sag {case.number} er indsendt",
+            messages.submitted_card(case.number, case.title, destinations, mtv, case_id=case.id,
+                                    phase_label=self._phase_label(case), just_sent=just_sent, notes=notes or None),
+            f"Sag {case.number} er indsendt" if just_sent else f"Sag {case.number}: {self._phase_label(case)}",
         )
 
     # ------------------------------------------------------------------ page navigation
@@ -356,7 +405,7 @@ class CaseService:
         phase = Phase(case.phase)
         if not phase.editable or phase is Phase.NO_DUTY:
             render = self._resume(case, answers)
-            if phase is Phase.SUBMITTED:
+            if phase.sent:
                 render.card = messages.notice_card(
                     f"Sag {case.number} er allerede indsendt",
                     ["Et indsendt dialoggrundlag kan ikke længere ændres her. Skriv **mine sager** for at se sagen."],
@@ -515,8 +564,8 @@ class CaseService:
         self, repo: Repo, actor: Actor, case: Case, answers: CaseAnswers, data: Mapping[str, Any]
     ) -> _Render:
         phase = Phase(case.phase)
-        if phase is Phase.SUBMITTED:
-            return self._submitted(case, answers.values())
+        if phase.sent:
+            return self._submitted(case, answers.values(), just_sent=False)
         if phase is not Phase.REVIEW:
             return self._resume(case, answers)
         values = answers.values()
@@ -527,12 +576,70 @@ class CaseService:
         case_plan = self._plan(case, values)
         if any(engine.missing_required(forms[f], values.get(f, {})) for f in case_plan.forms()):
             return review
-        now = self.clock()
-        submitted = EventSpec(actor.id, actor.name, "indsendt",
-                              {"route": case.route, "hospital": case.hospital, "forms": case.form_versions})
-        case = await repo.update_case(case, event=submitted, phase=Phase.SUBMITTED.value, submitted_at=now,
-                                      current_step=REVIEW.key)
-        return self._submitted(case, values)
+        ctx = _Ctx()
+        case, lines = await self.forums.submit(repo, case, answers, actor.id, actor.name, ctx)
+        render = self._submitted(case, values, lines=lines)
+        render.queued = ctx.queued
+        return render
+
+    # ------------------------------------------------------------------ co-authors
+    async def _coauthors(self, repo: Repo, actor: Actor, case: Case, verb: str, data: Mapping[str, Any]) -> _Render:
+        forums = ForumRepo(repo.conn)
+        editable = Phase(case.phase).editable
+        notices: list[str] = []
+        info: list[str] = []
+        ctx = _Ctx()
+        if verb == verbs.COAUTHORS_ADD:
+            raw = data.get(coauthor_cards.COAUTHORS_INPUT)
+            ids = [p.strip() for p in (raw if isinstance(raw, str) else "").split(",") if p.strip()]
+            ids = [i for i in ids if len(i) <= 128 and i != case.initiator_id]
+            current = await forums.participants(case.id)
+            if not editable:
+                notices.append("Sagen er indsendt; medforfattere kan ikke længere ændres.")
+            elif not ids:
+                notices.append("Vælg de personer, du vil tilføje.")
+            elif len(set(current) | set(ids)) > MAX_COAUTHORS:
+                notices.append(f"En sag kan højst have {MAX_COAUTHORS} medforfattere.")
+            else:
+                found = await self.resolver(ids)
+                added = []
+                for user_id in ids:
+                    person = found.get(user_id, PersonInfo(user_id))
+                    await forums.remember_person(StoredPerson(user_id, mri=person.mri, name=person.name,
+                                                              upn=person.upn, tenant_id=case.tenant_id))
+                    if await forums.add_participant(case.id, user_id, by=actor.id):
+                        added.append(user_id)
+                        await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name,
+                                             kind="medforfatter_tilfoejet",
+                                             detail={"user": user_id, "name": person.name})
+                if added:
+                    names = await self.forums.names(forums, added)
+                    info.append("Tilføjet: " + ", ".join(names.get(a) or "(ukendt navn)" for a in added) + ".")
+                    await self.forums.notify_people(
+                        repo, ctx, case, added, f"Du er medforfatter på sag {case.number}",
+                        [f"{md_escape(actor.name)} har tilføjet dig som medforfatter. Du kan se og rette "
+                         "sagen her i chatten, indtil den er indsendt; den står også under **mine sager**."],
+                        link_thread=None, open_case_button=True, dedup=f"coauthor:{case.id}:{case.revision}")
+                else:
+                    info.append("De valgte personer var allerede medforfattere.")
+        elif verb == verbs.COAUTHORS_REMOVE:
+            raw = data.get("user") or data.get(coauthor_cards.REMOVE_COAUTHORS_INPUT)
+            users = [u.strip() for u in (raw if isinstance(raw, str) else "").split(",") if u.strip()][:50]
+            if not editable:
+                notices.append("Sagen er indsendt; medforfattere kan ikke længere ændres.")
+            for user in users if editable else []:
+                if await forums.remove_participant(case.id, user):
+                    name = (await self.forums.names(forums, [user])).get(user, "")
+                    await repo.add_event(case.id, actor_id=actor.id, actor_name=actor.name,
+                                         kind="medforfatter_fjernet", detail={"user": user, "name": name})
+                    info.append(f"{name or 'Medforfatteren'} er fjernet.")
+        ids = await forums.participants(case.id)
+        names = await self.forums.names(forums, ids)
+        view = coauthor_cards.CoauthorView(
+            case_id=case.id, number=case.number, title=case.title, editable=editable,
+            coauthors=tuple(coauthor_cards.Person(i, names.get(i, "")) for i in ids),
+            notices=tuple(notices), info=tuple(info))
+        return _Render(coauthor_cards.coauthors_card(view), "Medforfattere", queued=ctx.queued)
 
     # ------------------------------------------------------------------ conversation state
     async def _remember(self, repo: Repo, actor: Actor, conversation: Conversation, **extra: Any) -> None:
@@ -562,6 +669,10 @@ class CaseService:
                 break
             except StateConflict:
                 continue  # another turn wrote it just now: read again
+        if conversation.conversation_type == "personal" and actor.id:
+            await ForumRepo(repo.conn).remember_person(StoredPerson(
+                actor.id, name=actor.name, tenant_id=actor.tenant_id, service_url=conversation.service_url,
+                conversation_id=conversation.conversation_id))
         self._remembered[conversation.key] = fingerprint
         self._remembered.move_to_end(conversation.key)
         while len(self._remembered) > REMEMBER_MEMO_SIZE:

@@ -40,7 +40,7 @@ class TeamService:
                 return False
             new = await TeamRepo(repo.conn).installed(
                 team_id=ctx.team_id, tenant_id=ctx.tenant_id, service_url=ctx.service_url, name=team_name,
-                by=ctx.by, channels=channels)
+                by=ctx.by, channels=channels, bot_id=ctx.bot_id)
             if new:
                 card = team_welcome_card(team_name)
                 await OutboxRepo(repo.conn).enqueue(

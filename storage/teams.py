@@ -26,6 +26,7 @@ class TeamRow(Base):
     installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    bot_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the bot's id in this team
 
 
 class TeamChannelRow(Base):
@@ -52,6 +53,7 @@ class Team:
     installed_at: datetime
     removed_at: datetime | None
     channels: dict[str, str]  # channel id → name
+    bot_id: str = ""
 
 
 class TeamRepo:
@@ -62,18 +64,18 @@ class TeamRepo:
         self._insert = dialect_insert(sqlite=conn.dialect.name == "sqlite")
 
     async def installed(self, *, team_id: str, tenant_id: str, service_url: str, name: str, by: str,
-                        channels: dict[str, str]) -> bool:
+                        channels: dict[str, str], bot_id: str = "") -> bool:
         """Record an installation (or a re-installation); True if the team was not installed before."""
         now = utcnow()
         before = await self.get(team_id)
         stmt = self._insert(teams_t).values(
             team_id=team_id, tenant_id=tenant_id, service_url=service_url, name=name, installed=True,
-            installed_by=by, installed_at=now, removed_at=None, updated_at=now,
+            installed_by=by, installed_at=now, removed_at=None, updated_at=now, bot_id=bot_id,
         )
         await self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["team_id"],
             set_={"tenant_id": tenant_id, "service_url": service_url, "name": name or (before.name if before else ""),
-                  "installed": True, "removed_at": None, "updated_at": now,
+                  "installed": True, "removed_at": None, "updated_at": now, "bot_id": bot_id or teams_t.c.bot_id,
                   **({} if before and before.installed else {"installed_by": by, "installed_at": now})},
         ))
         if channels:
@@ -107,6 +109,12 @@ class TeamRepo:
             .values(installed=False, removed_at=now, updated_at=now))
         return result.rowcount == 1
 
+    async def channel_team(self, channel_id: str) -> Team | None:
+        """The team a channel belongs to."""
+        row = (await self.conn.execute(
+            select(channels_t.c.team_id).where(channels_t.c.channel_id == channel_id))).first()
+        return await self.get(row[0]) if row else None
+
     async def get(self, team_id: str) -> Team | None:
         row = (await self.conn.execute(select(teams_t).where(teams_t.c.team_id == team_id))).first()
         if row is None:
@@ -120,4 +128,5 @@ class TeamRepo:
             installed=bool(m["installed"]), installed_by=m["installed_by"],
             installed_at=as_utc(m["installed_at"]),  # type: ignore[arg-type]
             removed_at=as_utc(m["removed_at"]), channels={cid: name for cid, name in channels.all()},
+            bot_id=m["bot_id"] or "",
         )

@@ -72,7 +72,7 @@ async def test_full_case_psg_route_with_mini_mtv(bot_any_db: BotServer) -> None:
     assert "Sagen er indsendt" in chat.text() and number in chat.text()
     assert "Porteføljestyregruppen" in chat.text()
     await chat.say("mine sager")
-    assert number in chat.text() and "Indsendt" in chat.text()
+    assert number in chat.text() and "Hos Porteføljestyregruppen" in chat.text()
     # Who did what when: the case's history is in the database.
     from storage.db import Database
 

@@ -20,10 +20,18 @@ from sqlalchemy import select
 from bot.connector import ConnectorClient
 from bot.connector_extra import MARKER_KEY, DeliveryConnector
 from bot.credentials import OutboundTokenProvider
-from bot.delivery import TEAMS_THREAD_LIMITS, DeliveryWorker, start_delivery
+from bot.delivery import (
+    TEAMS_THREAD_LIMITS,
+    DeliveryWorker,
+    drop_placeholder_links,
+    fill_placeholder,
+    start_delivery,
+    thread_link,
+)
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.outbox import OutboxItem, OutboxRepo, outbox_t
+from storage.teams import TeamRepo
 from tests.support.fake_connector import Call, FakeConnector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -597,3 +605,198 @@ async def test_start_delivery_runs_on_the_apps_connector_client(database: Databa
         await tokens.close()
     assert_each_once(connector, ["case-1"])
     assert delivery.worker_id == f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- links to a case's thread in 1:1 messages -----------------------------------------------------
+
+LINK_CARD_TEXT = "Din sag er oprettet: {{thread_url}}"
+
+
+def linked_dm(text: str = LINK_CARD_TEXT) -> dict[str, Any]:
+    """A 1:1 message whose card links to the case's thread (placeholder: {{thread_url}})."""
+    card = {"type": "AdaptiveCard", "version": "1.5",
+            "body": [{"type": "TextBlock", "text": text},
+                     {"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Åbn tråden",
+                                                        "url": "{{thread_url}}"}]}],
+            "actions": [{"type": "Action.OpenUrl", "title": "Åbn sagen", "url": "{{thread_url}}"},
+                        {"type": "Action.OpenUrl", "title": "Hjælp", "url": "https://example.dk/hjaelp"}]}
+    return {"type": "message", "text": text,
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+
+
+def dm_target(connector: FakeConnector, link_parent: str, **extra: Any) -> dict[str, Any]:
+    return {"service_url": connector.url, "user_id": "29:anna", "tenant_id": TENANT, "bot_id": "28:bot",
+            "link_parent": link_parent, **extra}
+
+
+def test_thread_link() -> None:
+    channel = "19:abc@thread.tacv2"
+    assert thread_link(channel, "1700000000000", tenant_id="tenant-1") == (
+        "https://teams.microsoft.com/l/message/19%3Aabc%40thread.tacv2/1700000000000"
+        "?tenantId=tenant-1&parentMessageId=1700000000000")
+    assert thread_link(channel, "17", tenant_id="t", group_id="g-1") == (
+        "https://teams.microsoft.com/l/message/19%3Aabc%40thread.tacv2/17?tenantId=t&parentMessageId=17&groupId=g-1")
+    assert thread_link(channel, "17") == (
+        "https://teams.microsoft.com/l/message/19%3Aabc%40thread.tacv2/17?parentMessageId=17")
+    odd = thread_link('19:a"b\\c;d@thread.tacv2', "17", tenant_id="t&x")
+    assert '"' not in odd and "\\" not in odd and ";" not in odd and "tenantId=t%26x&" in odd
+
+
+def test_fill_placeholder_is_json_safe_and_leaves_the_input_alone() -> None:
+    payload = linked_dm()
+    filled = fill_placeholder(payload, 'https://x.dk/a"b\\c?d=1&e=2')
+    assert filled["text"] == 'Din sag er oprettet: https://x.dk/a"b\\c?d=1&e=2'
+    card = filled["attachments"][0]["content"]
+    assert card["actions"][0]["url"] == 'https://x.dk/a"b\\c?d=1&e=2'
+    assert card["body"][1]["actions"][0]["url"] == 'https://x.dk/a"b\\c?d=1&e=2'
+    assert "{{thread_url}}" not in str(filled)
+    assert payload == linked_dm(), "the stored payload is not changed"
+
+
+def test_drop_placeholder_links_removes_the_links_and_blanks_the_rest() -> None:
+    payload = linked_dm()
+    payload["attachments"][0]["content"]["selectAction"] = {"type": "Action.OpenUrl", "url": "{{thread_url}}"}
+    payload["attachments"].append({"contentType": "application/vnd.microsoft.card.hero",
+                                   "content": {"buttons": [{"type": "openUrl", "value": "{{thread_url}}"}]}})
+    dropped = drop_placeholder_links(payload)
+    card = dropped["attachments"][0]["content"]
+    assert dropped["text"] == "Din sag er oprettet: "
+    assert card["body"] == [{"type": "TextBlock", "text": "Din sag er oprettet: "}], "the empty ActionSet goes"
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Hjælp", "url": "https://example.dk/hjaelp"}]
+    assert "selectAction" not in card
+    assert dropped["attachments"][1]["content"] == {}, "no empty button list"
+    assert "{{thread_url}}" not in str(dropped)
+
+
+async def test_a_personal_message_links_to_the_thread_once_it_exists(
+    database: Database, connector: FakeConnector, workers: Workers
+) -> None:
+    async with database.transaction() as repo:
+        out = OutboxRepo.of(repo)
+        await out.enqueue("create_thread", {**thread_target(connector), "group_id": "group-1"}, case_card("case-9"),
+                          dedup_key="case-9:post", thread_key=FORUM)
+        await out.enqueue("send_personal", dm_target(connector, "case-9:post"), linked_dm(),
+                          dedup_key="case-9:dm-anna", thread_key="29:anna")
+    connector.delay = 0.2  # the thread is still being created when the 1:1 message is first claimed
+    await workers.start(parent_poll_seconds=0.05)
+    await wait_until(lambda: settled(database), 10, "thread and message")
+
+    assert await counts(database) == {"done": 2}
+    thread, chat = connector.created_conversations()
+    assert thread["channelId"] == FORUM and chat["isGroup"] is False, "the thread is created first"
+    assert chat["members"] == [{"id": "29:anna"}], "the message goes to the 1:1 chat, not into the thread"
+    link = (f"https://teams.microsoft.com/l/message/19%3Aforum-a%40thread.tacv2/{thread['activityId']}"
+            f"?tenantId={TENANT}&parentMessageId={thread['activityId']}&groupId=group-1")
+    (message,) = connector.sent(chat["id"])
+    card = message["attachments"][0]["content"]
+    assert message["text"] == f"Din sag er oprettet: {link}"
+    assert card["actions"][0]["url"] == link and card["body"][1]["actions"][0]["url"] == link
+    assert message["channelData"][MARKER_KEY] == "case-9:dm-anna"
+    assert connector.sent(thread["id"]) == []
+    stored = await items(database)
+    assert stored["case-9:dm-anna"].payload == linked_dm(), "the placeholder stays in the outbox"
+
+
+@pytest.mark.parametrize(("fault", "parent_state"), [(403, "failed"), (502, "in_doubt"), (None, "missing")])
+async def test_a_personal_message_whose_thread_was_not_created_is_sent_without_the_link(
+    database: Database, connector: FakeConnector, workers: Workers, fault: int | None, parent_state: str
+) -> None:
+    async with database.transaction() as repo:
+        out = OutboxRepo.of(repo)
+        if fault is not None:
+            await out.enqueue("create_thread", thread_target(connector), case_card("case-10"),
+                              dedup_key="case-10:post", thread_key=FORUM)
+        await out.enqueue("send_personal", dm_target(connector, "case-10:post",
+                                                     fallback_url="https://forum.example.dk/sager/10"),
+                          linked_dm(), dedup_key="case-10:dm-anna", thread_key="29:anna")
+        await out.enqueue("send_personal", {**dm_target(connector, "case-10:post"), "user_id": "29:bo"},
+                          linked_dm(), dedup_key="case-10:dm-bo", thread_key="29:bo")
+    if fault is not None:
+        connector.fail_next(fault)
+    await workers.start(parent_poll_seconds=0.05)
+    await wait_until(lambda: settled(database), 10, "the messages")
+
+    stored = await items(database)
+    assert stored["case-10:dm-anna"].state == stored["case-10:dm-bo"].state == "done"
+    if fault is not None:
+        assert stored["case-10:post"].state == parent_state
+    chats = {c["members"][0]["id"]: c["id"] for c in connector.created_conversations() if not c["isGroup"]}
+
+    (to_anna,) = connector.sent(chats["29:anna"])  # with the fallback link
+    card = to_anna["attachments"][0]["content"]
+    assert to_anna["text"] == "Din sag er oprettet: https://forum.example.dk/sager/10"
+    assert card["actions"][0]["url"] == "https://forum.example.dk/sager/10"
+
+    (to_bo,) = connector.sent(chats["29:bo"])  # no fallback: without the link
+    card = to_bo["attachments"][0]["content"]
+    assert to_bo["text"] == "Din sag er oprettet: "
+    assert [a["title"] for a in card["actions"]] == ["Hjælp"]
+    assert card["body"] == [{"type": "TextBlock", "text": "Din sag er oprettet: "}]
+    assert "{{thread_url}}" not in str(connector.sent())
+
+
+# --- teams the bot was removed from ---------------------------------------------------------------
+
+
+async def test_nothing_is_posted_into_a_team_the_bot_was_removed_from(
+    database: Database, connector: FakeConnector, workers: Workers
+) -> None:
+    gone, kept = "19:gone@thread.tacv2", "19:kept@thread.tacv2"
+    async with database.transaction() as repo:
+        teams = TeamRepo(repo.conn)
+        for team in (gone, kept):
+            await teams.installed(team_id=team, tenant_id=TENANT, service_url=connector.url, name=team, by="",
+                                  channels={team: "General"})
+    async with database.transaction() as repo:
+        out = OutboxRepo.of(repo)
+        await out.enqueue("create_thread", {**thread_target(connector, gone), "team_id": gone}, case_card("a"),
+                          dedup_key="gone:post", thread_key=gone)
+        await out.enqueue("reply", {"service_url": connector.url, "conversation_id": f"{gone};messageid=5",
+                                    "tenant_id": TENANT, "team_id": gone},
+                          {"type": "message", "text": "svar"}, dedup_key="gone:reply", thread_key=f"{gone}/r")
+        await out.enqueue("update", {"service_url": connector.url, "parent": "gone:post", "tenant_id": TENANT},
+                          {"type": "message", "text": "v2"}, dedup_key="gone:update", thread_key=f"{gone}/u")
+        await out.enqueue("create_thread", {**thread_target(connector, kept), "team_id": kept}, case_card("b"),
+                          dedup_key="kept:post", thread_key=kept)
+        await out.enqueue("send_personal", {"service_url": connector.url, "conversation_id": "a:anna",
+                                            "tenant_id": TENANT, "team_id": gone},
+                          {"type": "message", "text": "Botten er fjernet"}, dedup_key="gone:dm", thread_key="a:anna")
+    async with database.transaction() as repo:
+        assert await TeamRepo(repo.conn).removed(gone)
+
+    await workers.start()
+    await wait_until(lambda: settled(database), 10, "all items")
+
+    assert [c["channelId"] for c in connector.created_conversations()] == [kept]
+    assert [a["text"] for a in connector.sent("a:anna")] == ["Botten er fjernet"], "1:1 chats are not in the team"
+    assert len(writes(connector)) == 2
+    async with database.transaction() as repo:
+        failed = {i.dedup_key: i for i in await OutboxRepo.of(repo).list_failed()}
+    assert set(failed) == {"gone:post", "gone:reply", "gone:update"}
+    assert failed["gone:post"].last_error == failed["gone:reply"].last_error == f"bot removed from team {gone}"
+    assert failed["gone:post"].state == "failed" and failed["gone:post"].attempts == 0
+    assert "parent 'gone:post' is failed" in (failed["gone:update"].last_error or "")
+
+
+async def test_a_reply_into_a_thread_of_a_removed_team_is_not_sent(
+    database: Database, connector: FakeConnector, workers: Workers
+) -> None:
+    team = "19:team@thread.tacv2"
+    async with database.transaction() as repo:
+        await TeamRepo(repo.conn).installed(team_id=team, tenant_id=TENANT, service_url=connector.url, name="T",
+                                            by="", channels={})
+    await enqueue(database, "create_thread", {**thread_target(connector, team), "team_id": team}, case_card("c"),
+                  "c:post", team)
+    worker = await workers.start()
+    await wait_until(lambda: settled(database), 10, "the thread")
+    async with database.transaction() as repo:
+        assert await TeamRepo(repo.conn).removed(team)
+    # the reply names only its parent: the team comes from the parent's target
+    await enqueue(database, "reply", {"service_url": connector.url, "parent": "c:post", "tenant_id": TENANT},
+                  {"type": "message", "text": "svar"}, "c:reply", team)
+    worker.wake()
+    await wait_until(lambda: settled(database), 10, "the reply")
+    stored = await items(database)
+    assert (stored["c:post"].state, stored["c:reply"].state) == ("done", "failed")
+    assert stored["c:reply"].last_error == f"bot removed from team {team}"
+    assert [c["kind"] for c in writes(connector)] == ["create_conversation"]

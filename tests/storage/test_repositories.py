@@ -36,7 +36,8 @@ from storage.repositories import (
 
 TABLES = {
     "cases", "case_counters", "answers", "case_events", "conversation_state", "processed_activities",
-    "outbox", "outbox_sends", "teams", "team_channels",
+    "outbox", "outbox_sends", "teams", "team_channels", "forum_bindings", "forum_members", "bot_admins", "people",
+    "case_threads", "case_participants", "reminders",
 }
 NUMBER = re.compile(r"^OF-(\d{4})-(\d{4})$")
 DANISH = "Æblegrød på Ærø – øl, blåbær & rødgrød med fløde: ÆØÅ æøå «citat» é ü ß"

@@ -25,6 +25,11 @@ SCHEMA_PATH = Path(__file__).with_name("adaptive-card-schema-1.5.json")
 #: Card versions Teams renders (Teams supports Adaptive Cards up to 1.5).
 TEAMS_CARD_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
 
+#: Teams' people picker: an ``Input.ChoiceSet`` with ``"choices.data": {"type": "Data.Query", "dataset": …}``
+#: searching the organisation's users (or only the members of the current chat/team). A documented Teams
+#: extension that the 1.5 schema rejects (``additionalProperties: false``).
+PEOPLE_PICKER_DATASETS = ("graph.microsoft.com/users", "graph.microsoft.com/users?scope=currentContext")
+
 
 @cache
 def _schema() -> dict[str, Any]:
@@ -153,15 +158,45 @@ def _teams_errors(card: Any) -> list[str]:
     return errors
 
 
+def _without_people_pickers(node: Any, path: str, errors: list[str]) -> Any:
+    """A copy of ``node`` where every Input.ChoiceSet's ``choices.data`` (Teams' people picker) is
+    checked and removed, so the schema validates the rest; problems with it go to ``errors``."""
+    if isinstance(node, list):
+        return [_without_people_pickers(item, f"{path}[{index}]", errors) for index, item in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    picker = node.get("type") == "Input.ChoiceSet" and "choices.data" in node
+    if picker:
+        query = node["choices.data"]
+        if not (
+            isinstance(query, dict)
+            and set(query) == {"type", "dataset"}
+            and query["type"] == "Data.Query"
+            and query["dataset"] in PEOPLE_PICKER_DATASETS
+        ):
+            errors.append(
+                f"{path}.choices.data: unsupported Teams people picker {_short(query, 80)} (expected "
+                f'{{"type": "Data.Query", "dataset": one of {", ".join(PEOPLE_PICKER_DATASETS)}}})'
+            )
+    return {
+        key: _without_people_pickers(value, f"{path}.{key}", errors)
+        for key, value in node.items()
+        if not (picker and key == "choices.data")
+    }
+
+
 def card_errors(card: dict) -> list[str]:
     """Readable problems with an Adaptive Card for Teams; an empty list means the card is valid.
 
     Each entry is ``"<path>: <message>"`` with a JSONPath-like path such as ``$.body[2].wrap``.
     Combines Adaptive Cards 1.5 schema validation (Draft 6) with Teams rules: top-level ``type``
     is ``AdaptiveCard``, ``$schema`` is present and ``version`` is "1.0".."1.5"; Teams' top-level
-    ``msteams`` extension (``{"width": "Full"}``) is allowed.
+    ``msteams`` extension (``{"width": "Full"}``) is allowed, and so is Teams' people picker on an
+    Input.ChoiceSet (``"choices.data": {"type": "Data.Query", "dataset": "graph.microsoft.com/users"}``,
+    see ``PEOPLE_PICKER_DATASETS``; any other ``choices.data`` is reported).
     """
     lines: list[str] = []
+    card = _without_people_pickers(card, "$", lines)
     # Teams' documented extension on the card (not in the 1.5 schema): "msteams": {"width": "Full"}.
     msteams = card.get("msteams") if isinstance(card, dict) else None
     if msteams is not None:

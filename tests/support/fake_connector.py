@@ -24,6 +24,8 @@ Every call is recorded as a dict (see ``FakeConnector.calls``) with the keys
     ``"team"``, ``"channels"``.
 ``conversation_id``, ``activity_id``, ``user_id``, ``team_id``
     The (URL-decoded) path parameters, ``None`` where the route has none.
+``query``
+    The (URL-decoded) query parameters as a plain dict, e.g. ``{"pageSize": "50"}``.
 ``body``
     The parsed JSON body (``None`` for requests without one).
 ``headers``
@@ -40,11 +42,23 @@ Faults (``fail_next``/``fail_every``) apply to *writes* (POST/PUT/DELETE) by def
 recorded with their status but do not appear in ``sent()``/``updates()``/``created_conversations()`` and
 do not trigger ``on_send``. Nothing is logged per request, so the fake sustains thousands of requests
 per second.
+
+Rosters: ``members`` is the default roster of every conversation. ``rosters[team_or_conversation_id]``
+replaces it for one team or conversation (``make_member`` builds the Teams dicts)::
+
+    connector.rosters["19:team@thread.tacv2"] = [make_member("29:anna", "Anna", "Jensen"), ...]
+
+A roster of a team also answers for the team's channels (listed in ``teams``) and for threads in them
+(``"{channelId};messageid={rootId}"``). ``GET .../pagedmembers`` pages it (``pageSize``, default 200, at most
+500; a ``continuationToken`` while more follow; an unknown token is a 400). ``GET .../members/{userId}``
+finds a member by Teams id, Entra object id or UPN; in a configured roster an unknown user is a 404
+(``MemberNotFoundInConversation``), in the default roster a synthesized member unless ``strict_members``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -54,7 +68,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-__all__ = ["Call", "FakeConnector", "Predicate"]
+__all__ = ["Call", "FakeConnector", "Predicate", "make_member"]
 
 Call = dict[str, Any]
 Predicate = Callable[[Call], bool]
@@ -71,15 +85,30 @@ _DEFAULT_MEMBERS: tuple[tuple[str, str, str, str], ...] = (
 
 def _member(user_id: str, tenant_id: str, given: str = "Test", surname: str = "Bruger") -> dict[str, Any]:
     """A Teams channel account as ``GET .../members`` returns it."""
-    local = (given + "." + surname).lower()
+    return make_member(user_id, given, surname, tenant_id=tenant_id)
+
+
+def make_member(
+    user_id: str,
+    given: str = "Test",
+    surname: str = "Bruger",
+    *,
+    tenant_id: str = "tenant-1",
+    aad_object_id: str | None = None,
+    upn: str | None = None,
+) -> dict[str, Any]:
+    """A Teams channel account (``TeamsChannelAccount``) as the member routes return it. The Entra object id
+    is derived from ``user_id`` unless given; the UPN (and e-mail) from the name unless given."""
+    local = (given + "." + surname).lower().replace(" ", "")
+    address = upn if upn is not None else f"{local}@example.dk"
     return {
         "id": user_id,
         "name": f"{given} {surname}",
-        "aadObjectId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"aad:{user_id}")),
+        "aadObjectId": aad_object_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"aad:{user_id}")),
         "givenName": given,
         "surname": surname,
-        "email": f"{local}@example.dk",
-        "userPrincipalName": f"{local}@example.dk",
+        "email": address,
+        "userPrincipalName": address,
         "tenantId": tenant_id,
         "userRole": "user",
     }
@@ -93,9 +122,12 @@ class FakeConnector:
     :param on_send: sync callable invoked with the activity dict of every accepted send/reply
         (cheap hook for benchmarks to timestamp replies). Settable at any time.
     :param tenant_id: tenant id used in synthesized members.
-    :param members: the members ``GET .../members`` returns (Teams channel-account dicts). Defaults to
-        three test users. ``GET .../members/{userId}`` answers with the matching member, or a synthesized
-        one for unknown ids (unless ``strict_members``, then 404 like Teams' ``MemberNotFoundInConversation``).
+    :param members: the default roster (Teams channel-account dicts): what the member routes answer for
+        a conversation without a roster of its own. Defaults to three test users. ``GET .../members/{userId}``
+        answers with the matching member, or a synthesized one for unknown ids (unless ``strict_members``,
+        then 404 like Teams' ``MemberNotFoundInConversation``).
+    :param rosters: ``{team_or_conversation_id: [member, ...]}``: the roster of one team (also its channels
+        and their threads) or conversation; unknown users are a 404 there. Settable at any time.
     :param teams: ``{team_id: {"name": ..., "channels": [{"id": ..., "name": ...}, ...]}}`` for the team
         routes; unknown teams get a synthesized team with a General channel (id == team id) and one more.
     """
@@ -110,6 +142,7 @@ class FakeConnector:
         members: list[dict[str, Any]] | None = None,
         strict_members: bool = False,
         teams: dict[str, dict[str, Any]] | None = None,
+        rosters: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.delay = delay
         self.on_send = on_send
@@ -121,6 +154,7 @@ class FakeConnector:
         )
         self.strict_members = strict_members
         self.teams: dict[str, dict[str, Any]] = teams if teams is not None else {}
+        self.rosters: dict[str, list[dict[str, Any]]] = rosters if rosters is not None else {}
         #: Every recorded call, in arrival order.
         self.calls: list[Call] = []
 
@@ -332,6 +366,7 @@ class FakeConnector:
             "activity_id": match.get("activityId"),
             "user_id": match.get("userId"),
             "team_id": match.get("teamId"),
+            "query": dict(request.query),
             "body": body,
             "headers": dict(request.headers),
             "t": t,
@@ -410,19 +445,49 @@ class FakeConnector:
 
         return await self._handle(request, "create_conversation", respond)
 
+    def roster(self, conversation_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """The members of a team or conversation and whether that roster was configured (``rosters``):
+        the conversation's own, its channel's (for a thread), its team's (for a channel), else ``members``."""
+        base = conversation_id.split(";messageid=", 1)[0]
+        for key in (conversation_id, base):
+            if key in self.rosters:
+                return self.rosters[key], True
+        for team_id, roster in self.rosters.items():
+            channels = (self.teams.get(team_id) or {}).get("channels") or []
+            if base == team_id or any(c.get("id") == base for c in channels):
+                return roster, True
+        return self.members, False
+
     async def _members(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(request, "members", lambda call: (200, self.members))
+        return await self._handle(request, "members", lambda call: (200, self.roster(call["conversation_id"])[0]))
 
     async def _paged_members(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(request, "paged_members", lambda call: (200, {"members": self.members}))
+        def respond(call: Call) -> tuple[int, Any]:
+            members, _ = self.roster(call["conversation_id"])
+            query = call["query"]
+            try:
+                size = min(int(query.get("pageSize") or _DEFAULT_PAGE_SIZE), _MAX_PAGE_SIZE)
+                start = _page_offset(query.get("continuationToken"), call["conversation_id"])
+            except ValueError as error:
+                return 400, {"error": {"code": "BadArgument", "message": str(error)}}
+            if size <= 0:
+                return 400, {"error": {"code": "BadArgument", "message": "pageSize must be positive"}}
+            end = start + size
+            page: dict[str, Any] = {"members": members[start:end]}
+            if end < len(members):
+                page["continuationToken"] = _page_token(call["conversation_id"], end)
+            return 200, page
+
+        return await self._handle(request, "paged_members", respond)
 
     async def _member(self, request: web.Request) -> web.StreamResponse:
         def respond(call: Call) -> tuple[int, Any]:
             user_id = call["user_id"]
-            for m in self.members:
+            members, configured = self.roster(call["conversation_id"])
+            for m in members:
                 if user_id in (m.get("id"), m.get("aadObjectId"), m.get("userPrincipalName")):
                     return 200, m
-            if self.strict_members:
+            if configured or self.strict_members:
                 return 404, {"error": {"code": "MemberNotFoundInConversation", "message": "Member not found"}}
             return 200, _member(user_id, self.tenant_id)
 
@@ -435,7 +500,7 @@ class FakeConnector:
             "name": team.get("name", "Opgaveflytning Test"),
             "aadGroupId": team.get("aadGroupId", str(uuid.uuid5(uuid.NAMESPACE_URL, f"group:{team_id}"))),
             "channelCount": len(self._team_channels(team_id)),
-            "memberCount": len(self.members),
+            "memberCount": len(self.roster(team_id)[0]),
             "type": "standard",
         }
 
@@ -453,6 +518,29 @@ class FakeConnector:
         return await self._handle(
             request, "channels", lambda call: (200, {"conversations": self._team_channels(call["team_id"])})
         )
+
+
+_DEFAULT_PAGE_SIZE = 200
+_MAX_PAGE_SIZE = 500
+
+
+def _page_token(conversation_id: str, offset: int) -> str:
+    """An opaque continuation token (the offset of the next page, bound to the conversation)."""
+    raw = json.dumps([conversation_id, offset]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_offset(token: str | None, conversation_id: str) -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        bound_to, offset = json.loads(raw)
+    except (ValueError, TypeError) as error:
+        raise ValueError("invalid continuationToken") from error
+    if bound_to != conversation_id or not isinstance(offset, int) or offset < 0:
+        raise ValueError("invalid continuationToken")
+    return offset
 
 
 def _error_code(status: int) -> str:

@@ -15,7 +15,7 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from bench.harness import LoadResult, percentile, run_load
 from tests.support import activities
-from tests.support.fake_connector import FakeConnector
+from tests.support.fake_connector import FakeConnector, make_member
 
 CHANNEL_THREAD = "19:abc@thread.tacv2;messageid=1700000000000"
 
@@ -157,6 +157,81 @@ async def test_strict_members_404(http: aiohttp.ClientSession) -> None:
         status, data, _ = await call(http, "GET", conv_url(connector, "a:1", "members", "29:ukendt"))
     assert status == 404
     assert data["error"]["code"] == "MemberNotFoundInConversation"
+
+
+TEAM = "19:team@thread.tacv2"
+
+
+async def test_paged_members_follow_continuation_tokens(connector: FakeConnector, http: aiohttp.ClientSession) -> None:
+    connector.rosters[TEAM] = [make_member(f"29:u{i}", "Bruger", f"Nr{i}") for i in range(5)]
+    pages: list[list[str]] = []
+    token: str | None = None
+    while True:
+        url = conv_url(connector, TEAM, "pagedmembers") + "?pageSize=2"
+        if token is not None:
+            url += f"&continuationToken={quote(token, safe='')}"
+        status, page, _ = await call(http, "GET", url)
+        assert status == 200
+        pages.append([m["id"] for m in page["members"]])
+        token = page.get("continuationToken")
+        if token is None:
+            break
+    assert pages == [["29:u0", "29:u1"], ["29:u2", "29:u3"], ["29:u4"]]
+
+    calls = connector.calls
+    assert [c["kind"] for c in calls] == ["paged_members"] * 3
+    assert all(c["conversation_id"] == TEAM and c["query"]["pageSize"] == "2" for c in calls)
+    assert "continuationToken" not in calls[0]["query"] and calls[2]["query"]["continuationToken"]
+
+
+async def test_paged_members_defaults_and_bad_arguments(connector: FakeConnector, http: aiohttp.ClientSession) -> None:
+    status, page, _ = await call(http, "GET", conv_url(connector, "a:1", "pagedmembers"))
+    assert status == 200 and "continuationToken" not in page
+    assert [m["id"] for m in page["members"]] == [m["id"] for m in connector.members]  # the default roster
+
+    connector.rosters[TEAM] = [make_member(f"29:u{i}", "Bruger", f"Nr{i}") for i in range(3)]
+    paged = conv_url(connector, TEAM, "pagedmembers")
+    _, page, _ = await call(http, "GET", paged + "?pageSize=1")
+    token = quote(page["continuationToken"], safe="")
+    status, page, _ = await call(http, "GET", paged + f"?pageSize=5&continuationToken={token}")
+    assert status == 200 and [m["id"] for m in page["members"]] == ["29:u1", "29:u2"]
+
+    for query in ("?pageSize=abc", "?pageSize=0", "?continuationToken=nonsense"):
+        status, data, _ = await call(http, "GET", paged + query)
+        assert status == 400 and data["error"]["code"] == "BadArgument", query
+    # a token belongs to its conversation
+    status, _, _ = await call(http, "GET", conv_url(connector, "a:1", "pagedmembers") + f"?continuationToken={token}")
+    assert status == 400
+
+
+async def test_rosters_per_team_channel_and_thread(connector: FakeConnector, http: aiohttp.ClientSession) -> None:
+    dorte = make_member("29:dorte", "Dorte", "Madsen", aad_object_id="aad-dorte", upn="dorte@contoso.dk")
+    connector.rosters[TEAM] = [dorte]
+    connector.teams[TEAM] = {"channels": [{"id": TEAM, "name": None}, {"id": "19:forum@thread.tacv2", "name": "Forum"}]}
+    connector.rosters["a:chat"] = [make_member("29:anna", "Anna", "Jensen")]
+
+    for conversation in (TEAM, "19:forum@thread.tacv2", "19:forum@thread.tacv2;messageid=17"):
+        status, members, _ = await call(http, "GET", conv_url(connector, conversation, "members"))
+        assert (status, [m["id"] for m in members]) == (200, ["29:dorte"]), conversation
+        for user in ("29:dorte", "aad-dorte", "dorte@contoso.dk"):
+            status, member, _ = await call(http, "GET", conv_url(connector, conversation, "members", user))
+            assert (status, member) == (200, dorte)
+        status, data, _ = await call(http, "GET", conv_url(connector, conversation, "members", "29:anna"))
+        assert status == 404 and data["error"]["code"] == "MemberNotFoundInConversation"
+
+    status, member, _ = await call(http, "GET", conv_url(connector, "a:chat", "members", "29:anna"))
+    assert status == 200 and member["name"] == "Anna Jensen"
+    status, _, _ = await call(http, "GET", conv_url(connector, "a:chat", "members", "29:dorte"))
+    assert status == 404
+    # other conversations keep the default roster (and synthesize unknown members)
+    status, member, _ = await call(http, "GET", conv_url(connector, "a:other", "members", "29:dorte"))
+    assert status == 200 and member["id"] == "29:dorte"
+
+    status, info, _ = await call(http, "GET", f"{connector.url}/v3/teams/{quote(TEAM, safe='')}")
+    assert info["memberCount"] == 1
+    member_calls = [c for c in connector.calls if c["kind"] == "member"]
+    assert member_calls[1]["user_id"] == "aad-dorte" and member_calls[1]["status"] == 200
+    assert member_calls[3]["status"] == 404
 
 
 async def test_wait_for_and_clear(connector: FakeConnector, http: aiohttp.ClientSession) -> None:

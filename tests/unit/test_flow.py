@@ -214,11 +214,18 @@ def test_step_parse_rejects_garbage(key: str) -> None:
 def test_phase_labels_are_danish_and_complete() -> None:
     assert {phase.label for phase in Phase} == {
         "Screening", "Dialoggrundlag udfyldes", "Valg af forum", "Mini-MTV udfyldes", "Klar til gennemsyn",
-        "Indsendt", "Lukket – ingen initiativpligt", "Lukket – intet behov for dialoggrundlag",
+        "Lukket – ingen initiativpligt", "Lukket – intet behov for dialoggrundlag", "Hos samarbejdsforum",
+        "Hos Porteføljestyregruppen", "Lokal afprøvning", "Til afgørelse", "Planlægning",
+        "Opfølgning og evaluering", "Lukket – kun orientering til PSG", "Lukket – gensidig orientering",
+        "Lukket – afvist", "Lukket – ingen aftale", "Afsluttet – evalueret",
     }
 
 
 def test_phase_properties() -> None:
-    assert {p for p in Phase if p.closed} == {Phase.NO_DUTY, Phase.NOT_NEEDED}
-    assert {p for p in Phase if not p.editable} == {Phase.SUBMITTED, Phase.NOT_NEEDED}
+    assert {p for p in Phase if p.closed} == {
+        Phase.NO_DUTY, Phase.NOT_NEEDED, Phase.ORIENTATION, Phase.MUTUAL, Phase.REJECTED, Phase.NO_AGREEMENT,
+        Phase.EVALUATED}
+    assert {p for p in Phase if p.editable} == {
+        Phase.SCREENING, Phase.DIALOGGRUNDLAG, Phase.ROUTE, Phase.MINI_MTV, Phase.REVIEW, Phase.NO_DUTY}
+    assert {p for p in Phase if p.sent} == set(Phase) - {p for p in Phase if p.editable} - {Phase.NOT_NEEDED}
     assert Phase.NO_DUTY.editable  # the user may still continue anyway
