@@ -261,6 +261,11 @@ def team_welcome_card(team_name: str) -> Json:
                 "Sager oprettes i den personlige chat med mig. I teamets kanaler kan I skrive "
                 "**@Opgaveflytning hjælp**."
             ),
+            text_block(
+                "Administratorer: skriv **@Opgaveflytning opsætning** i den kanal, et forum skal bruge "
+                "(samarbejdsforum, Porteføljestyregruppen eller Strategisk Sundhedsforum).",
+                size="Small",
+            ),
         ]
     )
 
@@ -273,7 +278,55 @@ def channel_help_card() -> Json:
                 "Sager oprettes og udfyldes i din personlige chat med mig: skriv **ny sag** dér. "
                 "Her i kanalen svarer jeg, når I nævner mig."
             ),
-            fact_set([("@Opgaveflytning hjælp", "Viser denne hjælp.")]),
+            fact_set([
+                ("@Opgaveflytning status OF-2026-0007", "Viser sagens kort her i kanalen (sager i kanalens fora)."),
+                ("@Opgaveflytning opsætning", "Administratorer: knyt kanalen til et forum, og udpeg forummets "
+                                              "sekretariat."),
+                ("@Opgaveflytning leveringer", "Administratorer: beskeder, jeg ikke kunne levere, og «Prøv igen»."),
+                ("@Opgaveflytning hjælp", "Viser denne hjælp."),
+            ]),
+            text_block(
+                "Når en sag sendes til et forum, starter jeg en ny tråd i forummets kanal med sagens kort. "
+                "Forummets sekretariat registrerer beslutninger direkte på kortet; alle andre ser det uden knapper. "
+                "Hver ændring står som et svar i tråden, og initiativtager får besked i sin chat.",
+                size="Small",
+            ),
             text_block(DEFINITION, size="Small", subtle=True),
         ]
     )
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    item_id: int
+    what: str  # "Ny tråd", "Svar i tråd", "Opdatering af kort", "1:1-besked"
+    about: str  # the message's notification text (e.g. "Sag OF-2026-0007 …")
+    error: str
+    in_doubt: bool
+    attempts: int
+    updated_at: datetime
+
+
+def deliveries_card(items: list[FailedDelivery], *, total: int, notices: list[str] | None = None,
+                    info: list[str] | None = None) -> Json:
+    """Messages the bot could not deliver (admins): what, why, and «Prøv igen» per message."""
+    body: list[Json] = [*heading("Leveringer, der mangler", f"{total} besked{'er' if total != 1 else ''} "
+                                                            "kræver opmærksomhed" if total else None)]
+    if notices:
+        body.append(notice(notices))
+    if info:
+        body.append(notice(info, color="Good"))
+    if not items:
+        body.append(text_block("Alt er leveret. Der er ingen fejlede beskeder."))
+    for item in items:
+        state = ("Uvist om den nåede frem – se efter i kanalen, før du prøver igen" if item.in_doubt
+                 else "Afvist af Teams")
+        body.append(text_block(f"{item.what}: {md_escape(preview(item.about, 120)) or '–'}", weight="Bolder",
+                               separator=True, spacing="Medium"))
+        body.append(fact_set([("Status", state), ("Fejl", md_escape(preview(item.error, 200)) or "–"),
+                              ("Forsøg", str(item.attempts)), ("Senest", da_datetime(item.updated_at))]))
+        body.append(action_set([action("Prøv igen", verbs.DELIVERIES_RETRY, {"item": item.item_id})]))
+    if total > len(items):
+        body.append(text_block(f"Viser de ældste {len(items)} af {total}.", size="Small", subtle=True))
+    body.append(action_set([action("Opdatér", verbs.DELIVERIES_SHOW)], spacing="Large"))
+    return card(body)

@@ -51,7 +51,13 @@ SETUP = {
     SETUP_SHOW, SETUP_BIND, SETUP_UNBIND, SETUP_MEMBER_ADD, SETUP_MEMBER_REMOVE, SETUP_ADMIN_ADD, SETUP_ADMIN_REMOVE,
 }
 
-ALL = CASE_FLOW | FORUM | SETUP
+# --- deliveries that failed (admins only; retry data: item) ------------------------------------
+DELIVERIES_SHOW = "leveringer.vis"
+DELIVERIES_RETRY = "leveringer.proev_igen"
+
+DELIVERIES = {DELIVERIES_SHOW, DELIVERIES_RETRY}
+
+ALL = CASE_FLOW | FORUM | SETUP | DELIVERIES
 
 # Prefix of input ids on form pages, so an item id can never collide with action data keys.
 INPUT_PREFIX = "in_"

@@ -14,6 +14,7 @@ from bot.connector import ConnectorClient, ConnectorError
 from bot.credentials import TokenUnavailableError
 from bot.people import PeopleResolver
 from dialogs.commands import normalise
+from dialogs.deliveries import DeliveryAdmin
 from dialogs.forums import ChannelContext, ForumActor, ForumService, Outgoing
 from dialogs.service import Actor, CaseService, Conversation, Reply
 from dialogs.teams import TeamContext, TeamService
@@ -40,6 +41,7 @@ class TeamsHandler:
         self.teams = teams
         self.forums = forums or service.forums
         self.people = people
+        self.deliveries = DeliveryAdmin(self.forums)
 
     async def on_activity(self, activity: IncomingActivity) -> TurnResult:
         if activity.from_ is None or activity.conversation is None or not activity.service_url:
@@ -168,6 +170,9 @@ class TeamsHandler:
         return await self.forums.setup_action(actor, channel, "", verb, data, roster, activity.id)
 
     async def _channel_action(self, activity: IncomingActivity, verb: str, data: dict[str, Any]) -> Outgoing:
+        if verb in verbs.DELIVERIES:
+            return await self.deliveries.handle(await self._forum_actor(activity, await self._roster(activity)),
+                                                verb, data)
         if verb in verbs.SETUP:
             if activity.is_personal or not activity.team_id:
                 return Outgoing(error_card("Opsætning foregår i en kanal.",
@@ -181,7 +186,7 @@ class TeamsHandler:
         if isinstance(activity.value, dict) and "verb" in activity.value:
             # Action.Submit fallback (clients without Universal Actions): same verbs, card updated in place.
             verb, data = _split_submit(activity.value)
-            if verb in verbs.FORUM or verb in verbs.SETUP:
+            if verb in verbs.FORUM or verb in verbs.SETUP or verb in verbs.DELIVERIES:
                 out = await self._channel_action(activity, verb, data)
                 if out.card:
                     await self._replace(activity, Reply(out.card, out.summary))
@@ -199,6 +204,10 @@ class TeamsHandler:
                 out = await self._channel_setup(activity, None, {})
                 if out.card:
                     await self._send(activity, [Reply(out.card, out.summary)])
+                return
+            if word == "leveringer":
+                out = await self._channel_action(activity, verbs.DELIVERIES_SHOW, {})
+                await self._send(activity, [Reply(out.card, out.summary)])
                 return
             if activity.team_id and word == "status":
                 raw = activity.text_without_mention()[:MAX_TEXT].strip()
@@ -218,6 +227,10 @@ class TeamsHandler:
             ))])
             return
         text = activity.text_without_mention()[:MAX_TEXT]
+        if normalise(text) == "leveringer":
+            out = await self._channel_action(activity, verbs.DELIVERIES_SHOW, {})
+            await self._send(activity, [Reply(out.card, out.summary)])
+            return
         await self._send(activity, await self.service.command(actor, conversation, text, activity.id))
 
     async def _on_invoke(self, activity: IncomingActivity) -> TurnResult:
@@ -233,7 +246,7 @@ class TeamsHandler:
         if not isinstance(verb, str) or verb not in verbs.ALL:
             card = error_card("Kortet kunne ikke læses.", "Skriv **mine sager** for at finde din sag.")
             return TurnResult(200, invoke_card_response(card))
-        if verb in verbs.FORUM or verb in verbs.SETUP:
+        if verb in verbs.FORUM or verb in verbs.SETUP or verb in verbs.DELIVERIES:
             out = await self._channel_action(activity, verb, data)
             return TurnResult(200, invoke_card_response(out.card or error_card(
                 "Handlingen er allerede udført.", "Skriv **@Opgaveflytning hjælp** i kanalen.")))
