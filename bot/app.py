@@ -140,7 +140,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
         service = CaseService(database, catalog, organisation, longtext_max=settings.answer_max_length,
                               forums=forums)
         app[DATABASE] = database
-        app[HANDLER] = TeamsHandler(service, connector, TeamService(database, admins=settings.bot_admins), forums,
+        app[HANDLER] = TeamsHandler(service, connector, TeamService(database, admins=settings.bot_admins, on_installed=forums.team_installed,
+                                                wake=delivery.wake), forums,
                                     people)
         pruner = asyncio.create_task(_prune_loop(database, timedelta(hours=settings.dedup_retention_hours)))
         reminders = asyncio.create_task(_reminder_loop(forums, delivery.worker_id, settings.reminder_poll_seconds))

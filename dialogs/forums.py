@@ -636,6 +636,21 @@ class ForumService:
         if not await forums.members(forum.id):
             info.append("Tilføj forummets sekretariat herunder: kun sekretariatet kan registrere beslutninger.")
 
+    async def team_installed(self, repo: Repo, team_id: str) -> bool:
+        """The bot was (re)installed in a team: post the cases waiting for forums bound to its channels.
+        Returns whether anything was queued (runs inside the install turn's transaction)."""
+        forums = ForumRepo(repo.conn)
+        ctx = _Ctx()
+        for forum_id, binding in (await forums.bindings()).items():
+            forum = self.org.forum(forum_id)
+            if forum is None or binding.team_id != team_id:
+                continue
+            for thread in await forums.waiting_threads(forum_id):
+                loaded = await repo.get_case_and_answers(thread.case_id)
+                if loaded is not None:
+                    await self._queue_thread(repo, ctx, loaded[0], loaded[1], forum, thread.kind)
+        return ctx.queued
+
     @staticmethod
     async def _thread(forums: ForumRepo, case_id: int, forum_id: str) -> CaseThread | None:
         return next((t for t in await forums.threads(case_id) if t.forum_id == forum_id), None)
@@ -707,9 +722,12 @@ class ForumService:
         async def load(repo: Repo) -> tuple[Case, CaseAnswers, str] | Outgoing:
             loaded = await repo.get_case_and_answers(case_id)
             thread = await self._thread(ForumRepo(repo.conn), case_id, forum.id) if loaded else None
-            if loaded is None or thread is None or (thread.channel_id and thread.channel_id != channel.channel_id
-                                                   and forum.id not in await ForumRepo(repo.conn)
-                                                   .forums_in_channel(channel.channel_id)):
+            # The card must belong here: the case has a thread of this forum, and this channel is that thread's
+            # channel or the forum's channel now (a forum may have moved).
+            here = bool(channel.channel_id) and thread is not None and (
+                thread.channel_id == channel.channel_id
+                or forum.id in await ForumRepo(repo.conn).forums_in_channel(channel.channel_id))
+            if loaded is None or thread is None or not here:
                 return Outgoing(error_card("Dette kort hører ikke til et forum i denne kanal.",
                                            "Skriv **@Opgaveflytning status OF-…** for at se en sag her."),
                                 "Ingen adgang")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from adaptive_cards.common import card_activity
 from adaptive_cards.messages import channel_help_card, notice_card, team_welcome_card
 from storage.db import Database
 from storage.outbox import OutboxRepo
+from storage.repositories import Repo
 from storage.teams import TeamRepo
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,14 @@ class TeamContext:
 
 
 class TeamService:
-    def __init__(self, database: Database, *, admins: Sequence[str] = ()) -> None:
+    def __init__(self, database: Database, *, admins: Sequence[str] = (),
+                 on_installed: Callable[[Repo, str], Awaitable[bool]] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
         self.db = database
         self.admins = list(admins)
+        # e.g. ForumService.team_installed: post cases that waited for forums bound in this team
+        self.on_installed = on_installed
+        self.wake = wake or (lambda: None)
 
     async def installed(self, ctx: TeamContext, *, team_name: str, channels: dict[str, str],
                         activity_id: str | None) -> bool:
@@ -51,6 +57,10 @@ class TeamService:
                     dedup_key=f"team-welcome:{ctx.team_id}:{activity_id or ''}",
                     thread_key=ctx.team_id,
                 )
+                if self.on_installed is not None:
+                    await self.on_installed(repo, ctx.team_id)
+        if new:
+            self.wake()
         log.info("installed in team %s (%d channels, new=%s)", ctx.team_id, len(channels), new)
         return new
 
