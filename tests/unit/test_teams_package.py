@@ -188,7 +188,7 @@ def test_manifest_content(manifest: dict) -> None:
     commands = {tuple(cl["scopes"]): [c["title"] for c in cl["commands"]] for cl in bot["commandLists"]}
     assert commands == {
         ("personal",): ["ny sag", "fortsæt", "mine sager", "hjælp"],
-        ("team",): ["opsætning", "status", "hjælp"],
+        ("team",): ["opsætning", "status", "leveringer", "hjælp"],
     }
     assert manifest["name"]["short"] == "Opgaveflytning"
     assert manifest["description"]["short"] == "Dialoggrundlag og Mini-MTV for opgaveflytning mellem sektorer"
