@@ -6,7 +6,8 @@
 
 Teams' real rate limits (the DeliveryWorker defaults). Prints the time from the worker's start until every
 item is delivered, items/s, the requests made and the busiest 1 s / 2 s / 30 s windows seen by the fake
-connector. Asserts nothing.
+connector. Asserts nothing. ``bench.run_routing`` does the same end to end: cases submitted through the
+bot's HTTP endpoint (a bot process), routed to forum threads.
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ Failures:
   ``update`` (a PUT of the whole activity) is idempotent and is retried. ``reply`` and ``send_personal``
   are retried too: at-least-once (a duplicate message is possible only after such an ambiguous failure).
   ``create_thread`` is never repeated blindly: see below.
+* the worker died (kill -9, crash) or lost its lease while a request was in flight (the item is claimed
+  again with ``sending_at`` set): ``update`` and ``send_personal`` are sent again; a ``reply`` (the kinds in
+  ``in_doubt_after_crash``: a case's status reply in its thread) is not — it goes to ``in_doubt`` at once
+  (an admin can see the thread; a 1:1 chat they cannot), so a crash never duplicates a status reply;
+  ``create_thread``: see below.
 * any other status (400, 401, 403, 404, …): ``failed`` with the status — kept, ``list_failed()``,
   ``retry_failed(id)``.
 
@@ -233,6 +238,7 @@ class DeliveryWorker:
         backoff_cap: float = 300.0,
         max_attempts: int = 20,
         at_most_once: frozenset[str] = frozenset({"create_thread"}),
+        in_doubt_after_crash: frozenset[str] = frozenset({"reply"}),
         locator: ThreadLocator | None = None,
         reconcile_after: float = 60.0,
         parent_poll_seconds: float = 1.0,
@@ -255,6 +261,7 @@ class DeliveryWorker:
         self._backoff_cap = backoff_cap
         self._max_attempts = max_attempts
         self._at_most_once = at_most_once
+        self._in_doubt_after_crash = in_doubt_after_crash - at_most_once
         self._locator = locator
         self._reconcile_after = reconcile_after
         self._parent_poll = parent_poll_seconds
@@ -406,6 +413,13 @@ class DeliveryWorker:
                                                 item.sending_at)
                 if not proceed:
                     return
+            if item.sending_at is not None and item.kind in self._in_doubt_after_crash:
+                error = (f"in doubt: the worker stopped or lost its lease during the request. Not repeated, so "
+                         f"that no second {item.kind} is posted: look for the message with channelData."
+                         f"{MARKER_KEY} = {item.dedup_key!r}, then mark_done(id, ids) or retry_failed(id)")
+                await self._write(lambda out: out.mark_in_doubt(item.id, error, worker_id=self.worker_id))
+                log.warning("outbox item %s (%s) is in doubt: cut off by a crash", item.id, item.kind)
+                return
             if await self._team_gone(item, target):
                 return
             count = 2 if item.kind == "send_personal" and not target.get("conversation_id") else 1
