@@ -482,16 +482,30 @@ class OutboxRepo:
 
     async def retry_failed(self, item_id: int, now: datetime | None = None) -> bool:
         """Queue a ``failed`` or ``in_doubt`` item again (for ``in_doubt``: the admin checked that the call
-        did not take effect, e.g. no thread with this case exists in the channel)."""
+        did not take effect, e.g. no thread with this case exists in the channel). Items that failed only
+        because this one had not delivered (their ``parent``) are queued again with it."""
         o = outbox_t
         now = as_utc(now) or utcnow()
+        again = {"state": PENDING, "due_at": now, "attempts": 0, "sending_at": None, "claimed_at": None,
+                 "worker_id": None, "lease_until": None, "updated_at": now}
         result = await self.conn.execute(
+            update(o).where(o.c.id == item_id, o.c.state.in_((FAILED, IN_DOUBT))).values(**again)
+            .returning(o.c.dedup_key)
+        )
+        row = result.first()
+        if row is None:
+            return False
+        await self._requeue_children(row[0], now)
+        return True
+
+    async def _requeue_children(self, parent_key: str, now: datetime) -> None:
+        o = outbox_t
+        await self.conn.execute(
             update(o)
-            .where(o.c.id == item_id, o.c.state.in_((FAILED, IN_DOUBT)))
+            .where(o.c.parent_key == parent_key, o.c.state == FAILED, o.c.last_error.like("parent %"))
             .values(state=PENDING, due_at=now, attempts=0, sending_at=None, claimed_at=None, worker_id=None,
                     lease_until=None, updated_at=now)
         )
-        return result.rowcount == 1
 
     async def counts(self) -> dict[str, int]:
         rows = await self.conn.execute(select(outbox_t.c.state, func.count()).group_by(outbox_t.c.state))

@@ -321,6 +321,26 @@ async def test_failed_and_in_doubt_items_are_listed_and_can_be_retried(db: Datab
     assert [(i.dedup_key, i.attempts, i.sending_at) for i in again] == [("refused", 0, None)]
 
 
+async def test_retrying_a_thread_queues_again_what_failed_for_want_of_it(db: Database) -> None:
+    await enqueue(db, "thread")
+    reply = {"service_url": SERVICE, "parent": "thread", "tenant_id": "tenant-1"}
+    await enqueue(db, "reply", kind="reply", target=reply)
+    await enqueue(db, "other-reply", kind="reply", target=reply)
+    [thread] = await claim(db)
+    async with db.transaction() as repo:
+        out = OutboxRepo.of(repo)
+        await out.begin_send(thread.id, "w1", at(1))
+        assert await out.mark_in_doubt(thread.id, "in doubt: timeout", worker_id="w1")
+    async with db.transaction() as repo:
+        out = OutboxRepo.of(repo)
+        children = {key: item for key in ("reply", "other-reply") if (item := await out.get_by_key(key))}
+        assert await out.mark_failed(children["reply"].id, "parent 'thread' is in_doubt: no conversation")
+        assert await out.mark_failed(children["other-reply"].id, "HTTP 403: Forbidden")
+        assert await out.retry_failed(thread.id, now=at(100))
+    states = {key: (await get(db, item.id)).state for key, item in children.items()}
+    assert states == {"reply": "pending", "other-reply": "failed"}, "only what failed for want of its parent"
+
+
 async def test_an_expired_lease_is_claimed_again_and_the_old_worker_is_fenced_off(db: Database) -> None:
     await enqueue(db, "post")
     (mine,) = await claim(db, worker="w1", lease=timedelta(seconds=30))
