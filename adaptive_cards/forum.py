@@ -224,16 +224,21 @@ class DecisionFormView:
     errors: Mapping[str, str] = field(default_factory=dict)  # input id → Danish error under that input
     reason_hint: str = ""  # help under «Begrundelse», e.g. which outcomes need one
     max_length: int = 2000
+    heading: str = ""  # default «Registrér beslutning – {forum}»
+    intro: str = ""  # a line above the questions (PSG: «Porteføljestyregruppen beslutter udkastets videre forløb:»)
 
 
 def _decision_form(view: DecisionFormView, omitted: frozenset[str]) -> Json:
     input_ids = [qid for qid, _ in view.questions] + [DECISION_OUTCOME_ID, DECISION_REASON_ID]
     body: list[Json] = [
-        *heading(f"Registrér beslutning – {md_escape(view.forum_name)}", _subtitle(view.number, view.title))
+        *heading(view.heading or f"Registrér beslutning – {md_escape(view.forum_name)}",
+                 _subtitle(view.number, view.title))
     ]
     body += _general_errors(
         view.errors, input_ids, "Beslutningen er ikke registreret: se de markerede felter nedenfor."
     )
+    if view.intro:
+        body.append(text_block(view.intro, weight="Bolder"))
 
     def value(input_id: str) -> str:
         return "" if input_id in omitted else view.values.get(input_id, "")

@@ -203,7 +203,9 @@ class ForumService:
             mtv = mtv_progress_text(forms[MINI_MTV], values.get(MINI_MTV, {}))
         plan_flags = case.flags.get("plan") or {}
         plan_facts: list[tuple[str, str]] = []
-        if plan_flags:
+        if Phase(case.phase) is Phase.EVALUATED:
+            plan_facts.append(("Evaluering", case.closed_reason or "–"))
+        elif plan_flags:
             names = ", ".join(plan_flags.get("names") or []) or "–"
             plan_facts.append(("Ansvarlige for opfølgning", names))
             if plan_flags.get("evaluation_date"):
@@ -242,14 +244,18 @@ class ForumService:
         return forum_cards.case_card(view)
 
     def _route_label(self, case: Case) -> str:
+        """The forums the case has passed through, e.g. «Samarbejdsforum … → Porteføljestyregruppen →
+        Strategisk Sundhedsforum»."""
         psg = self.org.portfolio_group.name
         hospital = self.org.hospital(case.hospital)
-        if case.route == ROUTE_PSG:
-            return psg
-        forum = hospital.forum if hospital else "Samarbejdsforum"
-        if case.flags.get("require_mtv"):
-            return f"{forum} → {psg}"
-        return forum
+        path = [psg] if case.route == ROUTE_PSG else [hospital.forum if hospital else "Samarbejdsforum"]
+        if case.route != ROUTE_PSG and case.flags.get("require_mtv"):
+            path.append(psg)
+        psg_decision = (case.flags.get("decisions") or {}).get(process.PSG) or {}
+        if psg_decision.get("outcome") == "afgoerelse" or Phase(case.phase) in (
+                Phase.DECISION, Phase.PLANNING, Phase.FOLLOW_UP, Phase.NO_AGREEMENT):
+            path.append(self._decision_body())
+        return " → ".join(path)
 
     def _actions(self, case: Case, forum: ForumRef) -> list[tuple[str, str]]:
         phase = Phase(case.phase)
@@ -425,7 +431,8 @@ class ForumService:
 
         Returns the updated case and the lines telling the initiator where it went (and what waits)."""
         ctx = ctx if ctx is not None else _Ctx()
-        resubmitted = bool(case.flags.get("returned")) or bool(case.flags.get("require_mtv"))
+        returned = bool(case.flags.get("returned"))
+        resubmitted = returned or bool(case.flags.get("require_mtv"))
         to_psg = case.route == ROUTE_PSG or resubmitted
         flags = {k: v for k, v in case.flags.items() if k != "returned"}
         kind = "genindsendt" if resubmitted else "indsendt"
@@ -451,16 +458,33 @@ class ForumService:
             if not await self._open_thread(repo, ctx, case, answers, psg, "orientation"):
                 waiting.append(psg.name)
             lines.append(f"{psg.name} til orientering")
-        status = (f"**{case.number}** er suppleret og indsendt igen af {md_escape(actor_name)}."
-                  if resubmitted else f"**{case.number}** er indsendt af {md_escape(actor_name)}.")
+        if case.flags.get("require_mtv") and not returned:
+            status = (f"**{case.number}**: Mini-MTV er udfyldt af {md_escape(actor_name)}, og sagen er nu til "
+                      f"behandling i {psg.name}.")
+        elif returned:
+            status = f"**{case.number}** er suppleret og indsendt igen af {md_escape(actor_name)}."
+        else:
+            status = f"**{case.number}** er indsendt af {md_escape(actor_name)}."
+        notes = [f"⚠ {name} har endnu ingen kanal i Teams. Sagen venter og sendes, så snart en "
+                 "administrator har knyttet en kanal til forummet; administratorerne har fået besked."
+                 for name in waiting]
         await self._announce(repo, ctx, case, answers, actor_id, [status],
-                             personal_title=f"Sag {case.number} er sendt til {lines[0].split(' (')[0]}",
-                             personal_lines=[f"«{md_escape(case.title)}» er sendt til: " + "; ".join(lines) + "."],
-                             include_actor=True)
-        for name in waiting:
-            lines.append(f"⚠ {name} har endnu ingen kanal i Teams. Sagen venter og sendes, så snart en "
-                         "administrator har knyttet en kanal til forummet; administratorerne har fået besked.")
-        return case, lines
+                             personal_title=f"Sag {case.number} er indsendt af {actor_name}",
+                             personal_lines=["Sendt til: " + "; ".join(lines) + ".", *notes])
+        if not waiting:
+            # The submitter saw the confirmation in place; this message brings the link to the new thread.
+            home = (await self._thread(ForumRepo(repo.conn), case.id,
+                                       psg.id if to_psg else self._home_forum_id(case, psg)))
+            first = lines[0].split(" (")[0]
+            await self.notify_people(
+                repo, ctx, case, [actor_id], f"Sag {case.number} er slået op hos {first}",
+                ["Følg sagen i tråden i forummets kanal. Du får besked her, når forummet har behandlet den."],
+                link_thread=home, open_case_button=False, dedup=f"posted:{case.id}:{case.revision}")
+        return case, lines + notes
+
+    def _home_forum_id(self, case: Case, psg: ForumRef) -> str:
+        hospital = self._forum_for_case(case, "hospital")
+        return hospital.id if hospital else psg.id
 
     # ================================================================== channel commands
     async def setup(self, actor: ForumActor, channel: ChannelContext, channel_name: str,
@@ -506,9 +530,9 @@ class ForumService:
                 bound.append(setup_cards.BoundForum(
                     forum.id, forum.name, tuple(setup_cards.Person(m, names.get(m, "")) for m in member_ids)))
         admin_ids = await forums.admins()
-        admin_names = await self.names(forums, admin_ids)
+        admin_names = await self.names(forums, admin_ids + self.env_admins)
         admins: list[tuple[setup_cards.Person, bool]] = [
-            (setup_cards.Person(a, ""), False) for a in self.env_admins]
+            (setup_cards.Person(a, admin_names.get(a, "")), False) for a in self.env_admins]
         admins += [(setup_cards.Person(a, admin_names.get(a, "")), True) for a in admin_ids
                    if a not in self.env_admins]
         view = setup_cards.SetupView(
@@ -529,6 +553,11 @@ class ForumService:
     async def setup_action(self, actor: ForumActor, channel: ChannelContext, channel_name: str, verb: str,
                            data: Mapping[str, Any], roster: Sequence[PersonInfo],
                            activity_id: str | None) -> Outgoing:
+        looked_up: dict[str, PersonInfo] = {p.user_id: p for p in roster}
+        if verb in (verbs.SETUP_MEMBER_ADD, verbs.SETUP_ADMIN_ADD):
+            keys = [setup_cards.ADMINS_INPUT, *(setup_cards.member_input_id(f.id) for f in self.org.forums())]
+            looked_up = await self.look_up(data, keys, roster)
+
         async def op(repo: Repo, ctx: _Ctx) -> Outgoing:
             forums = ForumRepo(repo.conn)
             await self._remember_people(forums, roster, channel.tenant_id)
@@ -550,7 +579,7 @@ class ForumService:
                     info.append(f"{forum.name} er fjernet fra kanalen. Nye sager til forummet venter, til det "
                                 "knyttes til en kanal igen.")
             elif verb == verbs.SETUP_MEMBER_ADD:
-                await self._add_members(repo, actor, channel, data, roster, notices, info)
+                await self._add_members(repo, actor, channel, data, looked_up, notices, info)
             elif verb == verbs.SETUP_MEMBER_REMOVE:
                 forum = self.org.forum(_str(data.get("forum")))
                 focus = forum.id if forum else None
@@ -562,7 +591,7 @@ class ForumService:
                         name = (await self.names(forums, [user])).get(user) or "Personen"
                         info.append(f"{name} er fjernet fra sekretariatet for {forum.name}.")
             elif verb == verbs.SETUP_ADMIN_ADD:
-                picked = await self._picked(forums, data.get("admins"), roster)
+                picked = await self._picked(forums, data.get(setup_cards.ADMINS_INPUT), looked_up)
                 if not picked:
                     notices.append("Vælg en eller flere personer at gøre til administratorer.")
                 for person in picked:
@@ -581,16 +610,23 @@ class ForumService:
                                                    notices=notices, info=info, focus=focus or None), "Opsætning")
         return await self._run(op, activity_id)
 
-    async def _picked(self, forums: ForumRepo, raw: Any, roster: Sequence[PersonInfo]) -> list[PersonInfo]:
-        """People chosen in a people picker (comma-separated Entra ids), with names where known."""
-        ids = [p.strip() for p in str(raw or "").split(",") if p.strip()][:50]
-        ids = [i for i in ids if len(i) <= 128]
-        if not ids:
-            return []
+    async def look_up(self, data: Mapping[str, Any], keys: Sequence[str],
+                      roster: Sequence[PersonInfo] = ()) -> dict[str, PersonInfo]:
+        """Who the people picked in these inputs are (team roster first, then Teams). Call it OUTSIDE a
+        transaction: the lookup may read the database and ask the Bot Connector."""
         by_id = {p.user_id: p for p in roster}
-        missing = [i for i in ids if i not in by_id]
+        ids = [i for key in keys for i in _ids(data.get(key))]
+        missing = list(dict.fromkeys(i for i in ids if i not in by_id))
         if missing:
             by_id.update(await self.resolver(missing))
+        return by_id
+
+    async def _picked(self, forums: ForumRepo, raw: Any, looked_up: Mapping[str, PersonInfo]) -> list[PersonInfo]:
+        """People chosen in a people picker (comma-separated Entra ids), with names where known."""
+        ids = _ids(raw)
+        if not ids:
+            return []
+        by_id = looked_up
         known = await forums.people(ids)
         picked = []
         for user_id in ids:
@@ -656,13 +692,13 @@ class ForumService:
         return next((t for t in await forums.threads(case_id) if t.forum_id == forum_id), None)
 
     async def _add_members(self, repo: Repo, actor: ForumActor, channel: ChannelContext, data: Mapping[str, Any],
-                           roster: Sequence[PersonInfo], notices: list[str], info: list[str]) -> None:
+                           looked_up: Mapping[str, PersonInfo], notices: list[str], info: list[str]) -> None:
         forums = ForumRepo(repo.conn)
         forum = self.org.forum(_str(data.get("forum")))
         if forum is None or forum.id not in await forums.forums_in_channel(channel.channel_id):
             notices.append("Forummet er ikke knyttet til denne kanal.")
             return
-        picked = await self._picked(forums, data.get(f"personer_{forum.id}"), roster)
+        picked = await self._picked(forums, data.get(setup_cards.member_input_id(forum.id)), looked_up)
         if not picked:
             notices.append(f"Vælg de personer, der skal i sekretariatet for {forum.name}.")
             return
@@ -718,6 +754,9 @@ class ForumService:
         forum = self.org.forum(_str(data.get("forum")))
         if not isinstance(case_id, int) or isinstance(case_id, bool) or forum is None:
             return Outgoing(error_card("Kortet kunne ikke læses.", "Skriv **@Opgaveflytning hjælp** i kanalen."))
+        looked_up: dict[str, PersonInfo] = {}
+        if verb == verbs.FORUM_PLAN:
+            looked_up = await self.look_up(data, [forum_cards.PLAN_PEOPLE_ID])
 
         async def load(repo: Repo) -> tuple[Case, CaseAnswers, str] | Outgoing:
             loaded = await repo.get_case_and_answers(case_id)
@@ -761,7 +800,9 @@ class ForumService:
             phase = Phase(case.phase)
             if verb in (verbs.FORUM_DECIDE_START, verbs.FORUM_DECIDE):
                 outcomes = process.outcomes_for(forum.kind, phase)
-                if not outcomes:
+                # a form shown before the case changed (e.g. returned and resubmitted since) decides nothing
+                outdated = verb == verbs.FORUM_DECIDE and "rev" in data and data.get("rev") != case.revision
+                if not outcomes or outdated:
                     return await self._not_now(repo, case, answers, forum, kind, actor)
                 if verb == verbs.FORUM_DECIDE_START:
                     return Outgoing(self._decision_form(case, forum, outcomes, {}, {}), "Registrér beslutning")
@@ -771,7 +812,7 @@ class ForumService:
                     return await self._not_now(repo, case, answers, forum, kind, actor)
                 if verb == verbs.FORUM_PLAN_START:
                     return Outgoing(await self._plan_form(repo, case, forum, None, {}), "Planlægning")
-                return await self._plan(repo, ctx, actor, case, answers, forum, kind, data)
+                return await self._plan(repo, ctx, actor, case, answers, forum, kind, data, looked_up)
             if verb in (verbs.FORUM_EVALUATE_START, verbs.FORUM_EVALUATE):
                 if not process.can_evaluate(forum.kind, phase, bool(case.flags.get("plan"))):
                     return await self._not_now(repo, case, answers, forum, kind, actor)
@@ -798,7 +839,10 @@ class ForumService:
             case_id=case.id, forum_id=forum.id, forum_name=forum.name, number=case.number, title=case.title,
             revision=case.revision, outcomes=tuple((o.id, self._fmt(o.label)) for o in outcomes),
             questions=process.PSG_QUESTIONS if forum.kind == process.PSG else (),
-            values=dict(values), errors=dict(errors), reason_hint=hint, max_length=self._decision_max(forum))
+            values=dict(values), errors=dict(errors), reason_hint=hint, max_length=self._decision_max(forum),
+            heading={"psg": "Porteføljestyregruppens behandling",
+                     "decision": f"Afgørelse – {forum.name}"}.get(forum.kind, f"Beslutning – {forum.name}"),
+            intro=process.PSG_INTRO if forum.kind == process.PSG else "")
         return forum_cards.decision_form_card(view)
 
     def _decision_max(self, forum: ForumRef) -> int:
@@ -869,7 +913,7 @@ class ForumService:
             personal.append("Åbn sagen, ret svarene og indsend igen; sagen kommer tilbage i samme tråd.")
         await self._announce(repo, ctx, case, answers, actor.id, status,
                              personal_title=f"Sag {case.number}: {label}", personal_lines=personal,
-                             open_case_button=ask_user)
+                             open_case_button=ask_user, include_actor=ask_user)
         return Outgoing(await self.case_card(repo, case, answers, forum, thread_kind=kind, actor=actor,
                                              info=[f"Beslutningen «{label}» er registreret.", *extra]),
                         "Beslutning registreret")
@@ -898,9 +942,10 @@ class ForumService:
         return forum_cards.plan_form_card(view)
 
     async def _plan(self, repo: Repo, ctx: _Ctx, actor: ForumActor, case: Case, answers: CaseAnswers,
-                    forum: ForumRef, kind: str, data: Mapping[str, Any]) -> Outgoing:
+                    forum: ForumRef, kind: str, data: Mapping[str, Any],
+                    looked_up: Mapping[str, PersonInfo]) -> Outgoing:
         forums = ForumRepo(repo.conn)
-        picked = await self._picked(forums, data.get("ansvarlige"), [])
+        picked = await self._picked(forums, data.get(forum_cards.PLAN_PEOPLE_ID), looked_up)
         raw_date = _str(data.get("evalueringsdato")).strip()
         note = engine.clean_text(_str(data.get("note")))[: self.longtext_max]
         errors: dict[str, str] = {}
@@ -1024,7 +1069,10 @@ class ForumService:
                         value = engine.option_values(item, hospitals).get(value, value)
                     elif value and item.kind is ItemKind.DATE:
                         value = da_iso_date(value)
-                    label = f"{item.number}. {item.label}" if item.number and form_id == MINI_MTV else item.label
+                    label = item.label  # Mini-MTV labels carry their seed number («3: Hvilke parter …»)
+                    if item.number and form_id == MINI_MTV and not label.startswith((f"{item.number}:",
+                                                                                      f"{item.number}.")):
+                        label = f"{item.number}. {label}"
                     entries.append(forum_cards.AnswerEntry(form.short_title, page.title, label, value))
         for forum_kind, decision in (case.flags.get("decisions") or {}).items():
             forum = self.org.forum_of_kind(forum_kind, case.hospital)

@@ -36,7 +36,7 @@ from dialogs.flow import (
     previous_step,
 )
 from dialogs.forms_model import Form, FormCatalog
-from dialogs.forums import ForumService, PersonInfo, Resolver, _Ctx, case_forms
+from dialogs.forums import ForumService, PersonInfo, _Ctx, case_forms
 from dialogs.organisation import Organisation
 from storage.db import Database
 from storage.forums import ForumRepo
@@ -96,7 +96,6 @@ class CaseService:
         longtext_max: int = 2000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         forums: ForumService | None = None,
-        resolver: Resolver | None = None,
     ) -> None:
         self.db = database
         self.catalog = catalog
@@ -104,7 +103,6 @@ class CaseService:
         self.longtext_max = longtext_max
         self.clock = clock
         self.forums = forums or ForumService(database, catalog, organisation, longtext_max=longtext_max, clock=clock)
-        self.resolver = resolver or self.forums.resolver
         self._hospitals = organisation.hospital_forums()
         self._remembered: OrderedDict[str, tuple[tuple[str, str], ...]] = OrderedDict()
 
@@ -150,6 +148,9 @@ class CaseService:
         activity_id: str | None,
     ) -> Reply:
         """A card button. Always returns a card to show in place of the pressed one."""
+        looked_up: dict[str, PersonInfo] = {}
+        if verb == verbs.COAUTHORS_ADD:  # outside the transaction: it may ask Teams
+            looked_up = await self.forums.look_up(data, [coauthor_cards.COAUTHORS_INPUT])
         for attempt in range(3):
             try:
                 async with self.db.transaction() as repo:
@@ -159,7 +160,7 @@ class CaseService:
                     else:
                         # The conversation reference is kept from messages and installs; a card action
                         # always comes after one of those, so it costs no extra read here.
-                        render = await self._dispatch(repo, actor, verb, data)
+                        render = await self._dispatch(repo, actor, verb, data, looked_up)
                 if render.queued:
                     self.forums.on_queued()
                 return Reply(render.card, render.summary)
@@ -172,7 +173,8 @@ class CaseService:
         )
 
     # ------------------------------------------------------------------ dispatch
-    async def _dispatch(self, repo: Repo, actor: Actor, verb: str, data: Mapping[str, Any]) -> _Render:
+    async def _dispatch(self, repo: Repo, actor: Actor, verb: str, data: Mapping[str, Any],
+                        looked_up: Mapping[str, PersonInfo] | None = None) -> _Render:
         if verb == verbs.CASE_NEW:
             return await self._new_case(repo, actor)
         if verb == verbs.CASE_LIST:
@@ -206,7 +208,7 @@ class CaseService:
         if verb == verbs.REVIEW_SUBMIT:
             return await self._submit(repo, actor, case, answers, data)
         if verb in (verbs.COAUTHORS_SHOW, verbs.COAUTHORS_ADD, verbs.COAUTHORS_REMOVE):
-            return await self._coauthors(repo, actor, case, verb, data)
+            return await self._coauthors(repo, actor, case, verb, data, looked_up or {})
         return _Render(messages.error_card("Ukendt handling.", "Skriv **hjælp** for at se, hvad jeg kan."))
 
     async def _current_view(self, repo: Repo, actor: Actor, data: Mapping[str, Any]) -> _Render:
@@ -373,11 +375,19 @@ class CaseService:
             values,
             case_plan=self._plan(case, values),
             hospitals=self._hospitals,
-            destinations=views.destination_lines(self.org, values.get(ROUTE, {})),
+            destinations=self._destinations(case, values),
             notices=notices,
             can_submit=can_submit,
         )
         return _Render(review_card(view), "Gennemse og indsend")
+
+    def _destinations(self, case: Case, values: Mapping[str, Mapping[str, str]]) -> list[str]:
+        psg = self.org.portfolio_group.name
+        if case.flags.get("returned"):
+            return [f"{psg} igen (samme tråd som før)"]
+        if case.flags.get("require_mtv"):
+            return [f"{psg} (dialoggrundlag og Mini-MTV; løftet af samarbejdsforum)"]
+        return views.destination_lines(self.org, values.get(ROUTE, {}))
 
     def _submitted(self, case: Case, values: Mapping[str, Mapping[str, str]], *, just_sent: bool = True,
                    lines: list[str] | None = None) -> _Render:
@@ -583,7 +593,8 @@ class CaseService:
         return render
 
     # ------------------------------------------------------------------ co-authors
-    async def _coauthors(self, repo: Repo, actor: Actor, case: Case, verb: str, data: Mapping[str, Any]) -> _Render:
+    async def _coauthors(self, repo: Repo, actor: Actor, case: Case, verb: str, data: Mapping[str, Any],
+                         looked_up: Mapping[str, PersonInfo]) -> _Render:
         forums = ForumRepo(repo.conn)
         editable = Phase(case.phase).editable
         notices: list[str] = []
@@ -601,7 +612,7 @@ class CaseService:
             elif len(set(current) | set(ids)) > MAX_COAUTHORS:
                 notices.append(f"En sag kan højst have {MAX_COAUTHORS} medforfattere.")
             else:
-                found = await self.resolver(ids)
+                found = looked_up
                 added = []
                 for user_id in ids:
                     person = found.get(user_id, PersonInfo(user_id))
