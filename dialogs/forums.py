@@ -660,13 +660,7 @@ class ForumService:
             case, answers = loaded
             if await self._queue_thread(repo, ctx, case, answers, forum, thread.kind):
                 sent += 1
-                await self.notify_people(
-                    repo, ctx, case, [case.initiator_id, *await forums.participants(case.id)],
-                    f"Sag {case.number} er sendt til {forum.name}",
-                    [f"«{md_escape(case.title)}» ventede på, at {md_escape(forum.name)} fik en kanal i Teams. "
-                     "Nu er sagen sendt."],
-                    link_thread=(await self._thread(forums, case.id, forum.id)), open_case_button=False,
-                    dedup=f"delivered:{case.id}:{forum.id}")
+                await self._tell_sent(repo, ctx, case, forum)
         if sent:
             info.append(f"{sent} ventende {'sag' if sent == 1 else 'sager'} sendes nu til kanalen.")
         if not await forums.members(forum.id):
@@ -683,9 +677,21 @@ class ForumService:
                 continue
             for thread in await forums.waiting_threads(forum_id):
                 loaded = await repo.get_case_and_answers(thread.case_id)
-                if loaded is not None:
-                    await self._queue_thread(repo, ctx, loaded[0], loaded[1], forum, thread.kind)
+                if loaded is not None and await self._queue_thread(repo, ctx, loaded[0], loaded[1], forum,
+                                                                   thread.kind):
+                    await self._tell_sent(repo, ctx, loaded[0], forum)
         return ctx.queued
+
+    async def _tell_sent(self, repo: Repo, ctx: _Ctx, case: Case, forum: ForumRef) -> None:
+        """A case that waited for ``forum`` has been posted: tell the initiator and co-authors."""
+        forums = ForumRepo(repo.conn)
+        await self.notify_people(
+            repo, ctx, case, [case.initiator_id, *await forums.participants(case.id)],
+            f"Sag {case.number} er sendt til {forum.name}",
+            [f"«{md_escape(case.title)}» ventede på, at {md_escape(forum.name)} fik en kanal i Teams. "
+             "Nu er sagen sendt."],
+            link_thread=await self._thread(forums, case.id, forum.id), open_case_button=False,
+            dedup=f"delivered:{case.id}:{forum.id}")
 
     @staticmethod
     async def _thread(forums: ForumRepo, case_id: int, forum_id: str) -> CaseThread | None:

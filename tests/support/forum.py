@@ -8,13 +8,22 @@ Threads the bot creates are read from the fake Bot Connector.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+from sqlalchemy import update
 
 from adaptive_cards.common import CARD_CONTENT_TYPE
+from storage.db import Database
+from storage.forums import ForumRepo, reminders_t
+from storage.outbox import OutboxRepo
+from tests.conftest import BotServer, make_settings
+from tests.conversation.helpers import case_number, through_dialoggrundlag, to_dialoggrundlag
 from tests.support import activities
-from tests.support.chat import actions_of, inputs_of, texts_of
+from tests.support.chat import Chat, actions_of, inputs_of, texts_of, walk
 from tests.support.fake_connector import FakeConnector, make_member
 
 TEAM = "19:team-fora@thread.tacv2"
@@ -168,3 +177,252 @@ def latest_root_card(connector: FakeConnector, thread: dict[str, Any]) -> dict[s
 
 def replies_text(connector: FakeConnector, thread: dict[str, Any]) -> list[str]:
     return [str(a.get("text") or "") for a in connector.sent(thread["conversation_id"])]
+
+
+# ---------------------------------------------------------------------------------------------- more helpers
+THREAD_LINK_PREFIX = "https://teams.microsoft.com/l/message/"
+
+
+def personal_conversations(connector: FakeConnector, user_id: str) -> set[str]:
+    """The 1:1 conversations the bot opened with ``user_id`` (an Entra object id) to message them."""
+    return {created["id"] for created in connector.created_conversations()
+            if not created["channelId"] and not created["isGroup"]
+            and any(member.get("id") == user_id for member in created["members"] or [])}
+
+
+def personal_messages(connector: FakeConnector, user_id: str, *known: str) -> list[dict[str, Any]]:
+    """What the bot sent to ``user_id`` in 1:1: into chats it opened for them and into ``known`` chats (e.g. the
+    user's own Chat, which the bot remembers once the user has written to it), in order."""
+    conversations = personal_conversations(connector, user_id) | set(known)
+    return [call["body"] for call in connector.calls
+            if call["kind"] in ("send", "reply") and call["status"] < 300
+            and call["conversation_id"] in conversations]
+
+
+def activity_cards(activity: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["content"] for a in activity.get("attachments") or [] if a.get("contentType") == CARD_CONTENT_TYPE]
+
+
+def activity_text(activity: dict[str, Any]) -> str:
+    """The text a user reads in a message: its text and the texts of its cards."""
+    return "\n".join([str(activity.get("text") or ""), *(texts_of(c) for c in activity_cards(activity))])
+
+
+def open_urls(activity: dict[str, Any]) -> list[str]:
+    return [str(el.get("url")) for el in walk(activity) if el.get("type") == "Action.OpenUrl"]
+
+
+def facts_of(card: dict[str, Any]) -> dict[str, str]:
+    """The facts (FactSet title → value) on a card."""
+    return {f["title"]: f["value"] for el in walk(card) if el.get("type") == "FactSet" for f in el["facts"]}
+
+
+def text_blocks(card: dict[str, Any]) -> list[str]:
+    return [str(el.get("text", "")) for el in walk(card) if el.get("type") == "TextBlock"]
+
+
+def button_titles(card: dict[str, Any]) -> list[str]:
+    """The buttons on a card (Action.Execute and Action.OpenUrl; not fallbacks, not the refresh action)."""
+    return [str(el.get("title")) for el in walk([card.get("body", []), card.get("actions", [])])
+            if el.get("type") in ("Action.Execute", "Action.OpenUrl")]
+
+
+def assert_thread_link(activity: dict[str, Any], thread: dict[str, Any]) -> None:
+    """The 1:1 message links to ``thread``: the placeholder was replaced by the Teams link to its root."""
+    assert "{{thread_url}}" not in str(activity), activity
+    urls = open_urls(activity)
+    channel = thread["conversation_id"].split(";messageid=", 1)[0]
+    expected = f"{THREAD_LINK_PREFIX}{quote(channel, safe='')}/{thread['root_id']}?"
+    assert any(url.startswith(expected) for url in urls), (urls, expected)
+
+
+def thread_for(connector: FakeConnector, channel_id: str, number: str) -> dict[str, Any]:
+    """The one thread of case ``number`` in a channel."""
+    found = [t for t in threads(connector, channel_id) if number in card_text(t["card"])]
+    assert len(found) == 1, f"{len(found)} threads of {number} in {channel_id}"
+    return found[0]
+
+
+async def wait_for_thread(connector: FakeConnector, channel_id: str, number: str) -> dict[str, Any]:
+    """Wait for the thread of case ``number`` in a channel; that thread."""
+    await wait_until(lambda: any(number in card_text(t["card"]) for t in threads(connector, channel_id)),
+                     what=f"the thread of {number} in {channel_id}")
+    return thread_for(connector, channel_id, number)
+
+
+def channel_calls(connector: FakeConnector, channel_ids: set[str]) -> list[dict[str, Any]]:
+    """Every accepted write the bot made into these channels (new threads, replies, updates)."""
+    out = []
+    for call in connector.calls:
+        if call["status"] >= 300 or call["method"] not in ("POST", "PUT", "DELETE"):
+            continue
+        body = call["body"] if isinstance(call["body"], dict) else {}
+        channel = ((body.get("channelData") or {}).get("channel") or {}).get("id")
+        conversation = str(call["conversation_id"] or "").split(";messageid=", 1)[0]
+        if channel in channel_ids or conversation in channel_ids:
+            out.append(call)
+    return out
+
+
+async def wait_messages(connector: FakeConnector, user_id: str, text: str, count: int = 1, *known: str,
+                        timeout: float = 10.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    """Wait until ``user_id`` has at least ``count`` 1:1 messages containing ``text``; those messages."""
+    def matching() -> list[dict[str, Any]]:
+        return [a for a in personal_messages(connector, user_id, *known) if text in activity_text(a)]
+
+    await wait_until(lambda: len(matching()) >= count, timeout, f"{count} 1:1 message(s) with {text!r}")
+    return matching()
+
+
+# ---------------------------------------------------------------------------------------------- the database
+async def stored_case(database_url: str, number: str) -> tuple[Any, list[Any]]:
+    """The case (storage.repositories.Case) and its events, read from the database."""
+    database = Database(database_url)
+    try:
+        async with database.transaction() as repo:
+            case = await repo.get_case_by_number(number)
+            assert case is not None, number
+            return case, await repo.events(case.id)
+    finally:
+        await database.dispose()
+
+
+async def outbox_size(database_url: str) -> int:
+    """How many items the outbox holds (every state): what the bot has decided to send so far."""
+    database = Database(database_url)
+    try:
+        async with database.transaction() as repo:
+            return sum((await OutboxRepo(repo.conn).counts()).values())
+    finally:
+        await database.dispose()
+
+
+# ---------------------------------------------------------------------------------------------- a bot in a team
+ADMIN = ("29:admin", "Ida Admin")
+SECRETARY = ("29:sek-aalborg", "Søren Sekretær")
+PSG_SECRETARY = ("29:sek-psg", "Pia Portefølje")
+SSF_SECRETARY = ("29:sek-ssf", "Sanne Strategi")
+OUTSIDER = ("29:outsider", "Ole Udenfor")
+INITIATOR = ("29:initiator", "Bent Hansen")
+PSG_SECRETARY_2 = ("29:sek-psg-2", "Per Portefølje")
+COLLEAGUE = ("29:kollega", "Karen Kontakt")
+PEOPLE = [ADMIN, SECRETARY, PSG_SECRETARY, SSF_SECRETARY, OUTSIDER, INITIATOR, PSG_SECRETARY_2, COLLEAGUE]
+
+
+def aad(who: tuple[str, str]) -> str:
+    """The Entra object id of a person of ``PEOPLE`` (what the bot stores and the people picker sends)."""
+    return activities.aad_object_id_for(who[0])
+
+
+@asynccontextmanager
+async def forum_server(database_url: str, connector: FakeConnector, *, admins: list[str] | None = None,
+                       people: list[tuple[str, str]] | None = None, install: bool = True,
+                       **overrides: Any) -> AsyncIterator[BotServer]:
+    """The bot on a real port with ``BOT_ADMINS`` = ``admins`` (default: ADMIN's Entra id), installed in TEAM."""
+    settings = make_settings(database_url, bot_admins=[aad(ADMIN)] if admins is None else admins, **overrides)
+    server = BotServer(settings, connector)
+    await server.start()
+    try:
+        assert server.session is not None
+        if install:
+            await install_team(server.session, server.url, connector, people or PEOPLE)
+        yield server
+    finally:
+        await server.stop()
+
+
+def channel_user(bot: BotServer, who: tuple[str, str]) -> ChannelUser:
+    assert bot.session is not None
+    return ChannelUser(bot.session, bot.url, bot.connector, user_id=who[0], name=who[1])
+
+
+async def bind(admin: ChannelUser, channel: str, forum_id: str, secretaries: list[ChannelUser]) -> None:
+    """An admin binds ``forum_id`` to ``channel`` and adds its secretariat, through the set-up card."""
+    card = await admin.say("opsætning", channel)
+    assert card is not None and "Opsætning af kanalen" in card_text(card), card
+    await admin.press("Knyt til kanalen", channel, {"knyt_forum": forum_id})
+    assert "Kanalen er knyttet til" in admin.text(), admin.text()
+    if secretaries:
+        await admin.press("Tilføj til sekretariatet", channel,
+                          {f"personer_{forum_id}": ",".join(s.aad for s in secretaries)})
+        assert "Tilføjet til sekretariatet" in admin.text(), admin.text()
+
+
+# ---------------------------------------------------------------------------------------------- 1:1 walks
+async def fill_dialoggrundlag(chat: Chat, extra: dict[str, Any] | None = None) -> str:
+    """A new case through screening and the Dialoggrundlag, up to the route page; its number."""
+    await to_dialoggrundlag(chat)
+    await through_dialoggrundlag(chat, extra)
+    return case_number(chat)
+
+
+async def to_review(chat: Chat, first_page: dict[str, Any] | None = None) -> None:
+    """From a Mini-MTV page: the first page with ``first_page``'s answers, then «Næste» to the review."""
+    await chat.press("Næste", first_page or {})
+    for _ in range(15):
+        if "Gennemse og indsend" in chat.text():
+            return
+        await chat.press("Næste")
+    raise AssertionError(chat.text())
+
+
+async def submit_psg_case(chat: Chat, mtv: dict[str, Any] | None = None) -> str:
+    """A case sent directly to Porteføljestyregruppen (route «psg», Mini-MTV page 1 with ``mtv``); its number."""
+    number = await fill_dialoggrundlag(chat)
+    await chat.press("Næste", {"route": "psg"})
+    assert "Mini-MTV" in chat.text(), chat.text()
+    await to_review(chat, mtv)
+    await chat.press("Indsend")
+    assert "Sagen er indsendt" in chat.text(), chat.text()
+    return number
+
+
+async def submit_forum_case(chat: Chat, hospital: str = "aalborg") -> str:
+    """A case sent to a hospital's samarbejdsforum (with a copy to PSG); its number."""
+    number = await fill_dialoggrundlag(chat)
+    await chat.press("Næste", {"route": "samarbejdsforum", "hospital": hospital})
+    assert "Gennemse og indsend" in chat.text(), chat.text()
+    await chat.press("Indsend")
+    assert "Sagen er indsendt" in chat.text(), chat.text()
+    return number
+
+
+async def reminders_of(database_url: str, case_id: int) -> list[tuple[int, str, str]]:
+    """The case's pending reminders: (id, kind, due_at ISO)."""
+    database = Database(database_url)
+    try:
+        async with database.transaction() as repo:
+            return [(r.id, r.kind, r.due_at.isoformat()) for r in await ForumRepo(repo.conn).pending_reminders(case_id)]
+    finally:
+        await database.dispose()
+
+
+async def set_due(database_url: str, reminder_id: int, when: Any) -> None:
+    """Move a reminder's due time (e.g. into the past), as time passing would."""
+    database = Database(database_url)
+    try:
+        async with database.transaction() as repo:
+            await repo.conn.execute(update(reminders_t).where(reminders_t.c.id == reminder_id).values(due_at=when))
+    finally:
+        await database.dispose()
+
+
+async def outbox_states(database_url: str) -> dict[str, int]:
+    database = Database(database_url)
+    try:
+        async with database.transaction() as repo:
+            return await OutboxRepo(repo.conn).counts()
+    finally:
+        await database.dispose()
+
+
+async def wait_outbox_settled(database_url: str, timeout: float = 10.0) -> dict[str, int]:  # noqa: ASYNC109
+    """Wait until nothing in the outbox is pending or in flight; the counts per state."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        counts = await outbox_states(database_url)
+        if not {"pending", "claimed", "sending"} & {state for state, n in counts.items() if n}:
+            return counts
+        assert loop.time() < deadline, f"outbox not settled: {counts}"
+        await asyncio.sleep(0.1)
