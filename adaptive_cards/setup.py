@@ -309,14 +309,22 @@ def _forum_full(channel: str, forum: BoundForum, roster: Sequence[Person], butto
         )
     )
     items.append(
-        action_set(
-            [
-                action("Tilføj til sekretariatet", verbs.SETUP_MEMBER_ADD, data, inputs=True),
-                action("Fjern forummet fra kanalen", verbs.SETUP_UNBIND, data),
-            ],
-            spacing="Small",
-        )
+        action_set([action("Tilføj til sekretariatet", verbs.SETUP_MEMBER_ADD, data, inputs=True)], spacing="Small")
     )
+    # Removing a forum from the channel asks first (new cases for it would wait until it is bound again).
+    confirm = {
+        "type": "AdaptiveCard",
+        "body": [
+            text_block(
+                f"Fjern {md_escape(forum.name)} fra kanalen? Nye sager til forummet venter, til det knyttes til en "
+                "kanal igen. Sager, der allerede er slået op her, bliver i kanalen.",
+                size="Small",
+            ),
+            action_set([action("Ja, fjern forummet", verbs.SETUP_UNBIND, data)]),
+        ],
+    }
+    items.append(action_set([{"type": "Action.ShowCard", "title": "Fjern forummet fra kanalen …", "card": confirm}],
+                            spacing="Small"))
     return {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
 
 

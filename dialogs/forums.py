@@ -196,6 +196,11 @@ class ForumService:
         actions: list[tuple[str, str]] = []
         if actor is not None and actor.id in members:
             actions = self._actions(case, forum)
+            # Teams refreshes the card for the secretariat right after the bot updates it: the one who just
+            # decided still sees that it was recorded.
+            recent = self.clock() - case.updated_at < timedelta(minutes=10)
+            if not info and recent and case.flags.get("last_decision_by") == actor.id and case.flags.get("last_decision"):
+                info = [f"Du har registreret: {case.flags['last_decision']}."]
         values = answers.values()
         forms = case_forms(self.catalog, case)
         mtv = None
@@ -846,8 +851,8 @@ class ForumService:
             revision=case.revision, outcomes=tuple((o.id, self._fmt(o.label)) for o in outcomes),
             questions=process.PSG_QUESTIONS if forum.kind == process.PSG else (),
             values=dict(values), errors=dict(errors), reason_hint=hint, max_length=self._decision_max(forum),
-            heading={"psg": "Porteføljestyregruppens behandling",
-                     "decision": f"Afgørelse – {forum.name}"}.get(forum.kind, f"Beslutning – {forum.name}"),
+            heading={"psg": f"Registrér {forum.name}s behandling",
+                     "decision": f"Registrér afgørelse – {forum.name}"}.get(forum.kind, ""),
             intro=process.PSG_INTRO if forum.kind == process.PSG else "")
         return forum_cards.decision_form_card(view)
 
@@ -882,6 +887,7 @@ class ForumService:
         label = self._fmt(outcome.label)
         flags = dict(case.flags)
         flags["last_decision"] = f"{forum.name}, {when}: {label}"
+        flags["last_decision_by"] = actor.id
         decisions = dict(flags.get("decisions") or {})
         decisions[forum.kind] = {"outcome": outcome.id, "reason": reason, "answers": answers_given,
                                  "by": actor.name, "at": self.clock().isoformat()}
@@ -1039,6 +1045,7 @@ class ForumService:
         flags = {k: v for k, v in case.flags.items() if k != "plan"} if phase is Phase.PILOT else dict(case.flags)
         label = "Lokal afprøvning evalueret" if phase is Phase.PILOT else "Evalueret – sagen er afsluttet"
         flags["last_decision"] = f"{forum.name}, {da_date(self.clock())}: {label}"
+        flags["last_decision_by"] = actor.id
         changes: dict[str, Any] = {"phase": new_phase.value, "flags": flags}
         if new_phase.closed:
             changes["closed_reason"] = text

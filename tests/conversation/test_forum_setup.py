@@ -220,7 +220,7 @@ async def test_bind_move_unbind_and_secretariat_removal(setup_bot: BotServer) ->
     assert "Vælg de personer, der skal fjernes fra sekretariatet." in admin.text()
 
     # Unbound: the next case waits (no thread anywhere) until PSG has a channel again.
-    await admin.press("Fjern forummet fra kanalen", PSG)
+    await admin.press("Ja, fjern forummet", PSG)
     assert ("Porteføljestyregruppen er fjernet fra kanalen. Nye sager til forummet venter, til det knyttes til en "
             "kanal igen.") in admin.text()
     third = await submit_psg_case(chat)
@@ -250,7 +250,7 @@ async def test_bindings_secretariats_and_admins_survive_a_restart(sqlite_url: st
         colleague, pia = channel_user(bot, COLLEAGUE), channel_user(bot, PSG_SECRETARY)
         card = await colleague.say("opsætning", PSG)
         assert "Opsætning af kanalen" in text_of(card), "the admin added in Teams is still an admin"
-        assert "Fjern forummet fra kanalen" in button_titles(card or {}) and "Pia Portefølje" in text_of(card)
+        assert "Ja, fjern forummet" in button_titles(card or {}) and "Pia Portefølje" in text_of(card)
         chat = bot.chat(user_id=INITIATOR[0], user_name=INITIATOR[1])
         number = await submit_psg_case(chat)
         thread = await wait_for_thread(connector, PSG, number)
