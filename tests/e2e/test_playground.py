@@ -39,3 +39,18 @@ def test_case_from_hjaelp_to_mine_sager_in_the_playground(prerequisites: None, t
         f"{failed[0].error}\n\n{log}"
     )
     assert report.ok, f"only {report.passed} of {report.total} steps ran:\n{log}"
+
+
+def test_forums_from_setup_to_evaluation_in_the_playground(prerequisites: None, tmp_path: Path) -> None:
+    from tests.e2e.walk_forums import run_forum_walk
+
+    out = Path(os.environ.get("E2E_SCREENSHOTS", ROOT / "var" / "screenshots" / "e2e")) / "forums"
+    lines: list[str] = []
+    report = run_forum_walk(out, workdir=tmp_path / "forum-services", log=lines.append)
+    log = "\n".join(lines)
+    print(log)
+    failed = [r for r in report.results if not r.ok]
+    assert not failed, (
+        f"step {failed[0].number:02d} {failed[0].name} failed ({failed[0].screenshot} in {out}):\n"
+        f"{failed[0].error}\n\n{log}"
+    )
