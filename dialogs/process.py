@@ -62,7 +62,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome("afvist", PSG, "Afvises", frozenset({Phase.PSG}), Phase.REJECTED, True,
             "Porteføljestyregruppen har afvist sagen. Sagen er lukket."),
     Outcome("enighed", DECISION, "Enighed – aftale om opgaveflytning", frozenset({Phase.DECISION}), Phase.PLANNING,
-            False, "{decision_body} har indgået aftale om opgaveflytningen. Nu planlægges opfølgning og evaluering."),
+            True, "{decision_body} har indgået aftale om opgaveflytningen. Nu planlægges opfølgning og evaluering."),
     Outcome("uenighed", DECISION, "Ikke enighed – ingen aftale", frozenset({Phase.DECISION}), Phase.NO_AGREEMENT,
             True, "{decision_body} indgik ikke aftale om opgaveflytningen. Sagen er lukket."),
 )

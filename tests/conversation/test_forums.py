@@ -143,6 +143,8 @@ async def test_samarbejdsforum_route_lift_psg_decision_body_plan_evaluate(forum_
 
     await ssf_sec.refresh(ssf_thread["card"], SSF, ssf_thread["conversation_id"])
     await ssf_sec.press("Registrér afgørelse", SSF, thread=ssf_thread["conversation_id"])
+    await ssf_sec.press("Registrér beslutning", SSF, {"udfald": "enighed"}, thread=ssf_thread["conversation_id"])
+    assert "Skriv en begrundelse" in ssf_sec.text(), "an agreement is recorded with its reasons"
     await ssf_sec.press("Registrér beslutning", SSF, {"udfald": "enighed", "begrundelse": "Aftale indgået"},
                         thread=ssf_thread["conversation_id"])
     await ssf_sec.press("Planlæg opfølgning", SSF, thread=ssf_thread["conversation_id"])

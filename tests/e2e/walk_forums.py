@@ -609,6 +609,7 @@ def forum_steps(w: ChannelWalk, ui_url: str) -> list[tuple[str, Callable[[], Non
         radio = card.get_by_role("radio", name="Enighed – aftale om opgaveflytning", exact=True)
         radio.check()
         w.expect(radio).to_be_checked()
+        card.get_by_role("textbox", name="Begrundelse").fill("Enighed om aftalen; kommunerne har tiltrådt.")
         w.focus = card
 
     def ssf_registered() -> None:
