@@ -155,3 +155,25 @@ def fact_set(facts: list[tuple[str, str]]) -> Json:
         "type": "FactSet",
         "facts": [{"title": no_block_markdown(title), "value": no_block_markdown(value)} for title, value in facts],
     }
+
+
+# Teams' people picker: an Input.ChoiceSet searching the organisation (a Teams extension of the schema).
+PEOPLE_QUERY: Json = {"type": "Data.Query", "dataset": "graph.microsoft.com/users"}
+
+
+def people_picker(input_id: str, label: str, choices: list[tuple[str, str]], *, placeholder: str,
+                  value: str = "") -> Json:
+    """A multi-select people picker; ``choices`` (value, title) are offered up front. Choice titles are plain
+    text in Teams (no markdown), so names are not escaped."""
+    picker: Json = {
+        "type": "Input.ChoiceSet",
+        "id": input_id,
+        "label": label,
+        "isMultiSelect": True,
+        "placeholder": placeholder,
+        "choices": [{"title": title, "value": choice} for choice, title in choices],
+        "choices.data": dict(PEOPLE_QUERY),
+    }
+    if value:
+        picker["value"] = value
+    return picker

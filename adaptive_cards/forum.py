@@ -24,6 +24,7 @@ from adaptive_cards.common import (
     heading,
     md_escape,
     notice,
+    people_picker,
     preview,
     size_utf16,
     text_block,
@@ -48,7 +49,6 @@ EVALUATION_ID = "evaluering"
 
 #: Teams' people picker: an Input.ChoiceSet with this dynamic data source (a Teams extension that is
 #: not part of the Adaptive Cards 1.5 schema).
-PEOPLE_PICKER_DATA: Json = {"type": "Data.Query", "dataset": "graph.microsoft.com/users"}
 
 TOO_LONG_TO_SHOW = (
     "Teksten du skrev her, var for lang til at blive vist igen på kortet (kortet har en størrelsesgrænse). "
@@ -343,18 +343,8 @@ def plan_form_card(view: PlanFormView) -> Json:
         else "Aftal, hvem der er ansvarlige for opfølgningen, og hvornår opgaveflytningen skal evalueres."
     )
     body.append(text_block(intro, subtle=True))
-    people: Json = {
-        "type": "Input.ChoiceSet",
-        "id": PLAN_PEOPLE_ID,
-        "label": "Ansvarlige for opfølgning",
-        "isMultiSelect": True,
-        "choices": [{"title": name, "value": user_id} for user_id, name in view.people],
-        "choices.data": dict(PEOPLE_PICKER_DATA),
-        "placeholder": "Søg efter personer",
-    }
-    if view.selected:
-        people["value"] = ",".join(view.selected)
-    body.append(people)
+    body.append(people_picker(PLAN_PEOPLE_ID, "Ansvarlige for opfølgning", list(view.people),
+                              placeholder="Søg efter personer", value=",".join(view.selected)))
     body += _error_line(view.errors, PLAN_PEOPLE_ID)
     date: Json = {
         "type": "Input.Date",
@@ -485,14 +475,19 @@ def _answers_card(
     if count == 0:
         body.append(text_block("Der er ingen svar på sagen endnu."))
     body += _entry_blocks(entries, previous)
+    body.append(_pager(verbs.FORUM_ANSWERS, case_id, forum_id, index, count))
+    return card(body)
+
+
+def _pager(verb: str, case_id: int, forum_id: str, index: int, count: int) -> Json:
+    """Forrige / Næste between the parts of a paged view, and back to the case."""
     buttons: list[Json] = []
     if index > 0:
-        buttons.append(action("Forrige", verbs.FORUM_ANSWERS, _data(case_id, forum_id, part=index - 1)))
+        buttons.append(action("Forrige", verb, _data(case_id, forum_id, part=index - 1)))
     if index < count - 1:
-        buttons.append(action("Næste", verbs.FORUM_ANSWERS, _data(case_id, forum_id, part=index + 1)))
+        buttons.append(action("Næste", verb, _data(case_id, forum_id, part=index + 1)))
     buttons.append(_back(case_id, forum_id, "Tilbage til sagen"))
-    body.append(action_set(buttons, spacing="Large"))
-    return card(body)
+    return action_set(buttons, spacing="Large")
 
 
 # Worst-case header for measuring parts (answer_parts does not know the case): a long number and forum
@@ -582,13 +577,7 @@ def _history_card(
     body += [text_block(history_line(entry, limit), spacing="Small") for entry in shown]
     if count > 1:
         body.append(text_block(f"{total} hændelser i alt, nyeste først.", size="Small", subtle=True))
-    buttons: list[Json] = []
-    if index > 0:
-        buttons.append(action("Forrige", verbs.FORUM_HISTORY, _data(case_id, forum_id, part=index - 1)))
-    if index < count - 1:
-        buttons.append(action("Næste", verbs.FORUM_HISTORY, _data(case_id, forum_id, part=index + 1)))
-    buttons.append(_back(case_id, forum_id, "Tilbage til sagen"))
-    body.append(action_set(buttons, spacing="Large"))
+    body.append(_pager(verbs.FORUM_HISTORY, case_id, forum_id, index, count))
     return card(body)
 
 

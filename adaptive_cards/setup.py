@@ -43,11 +43,12 @@ from adaptive_cards.common import (
     size_utf16,
     text_block,
 )
+from adaptive_cards.common import PEOPLE_QUERY as PEOPLE_QUERY  # re-exported (the card tests use it)
+from adaptive_cards.common import people_picker as common_people_picker
 
-#: Teams' people picker: an Input.ChoiceSet with this dynamic data source searches the organisation's
-#: users (a documented Teams extension that is not part of the Adaptive Cards 1.5 schema). The value
-#: is the chosen users' Entra object ids, comma-separated.
-PEOPLE_QUERY: Json = {"type": "Data.Query", "dataset": "graph.microsoft.com/users"}
+#: Teams' people picker (``common.PEOPLE_QUERY``): an Input.ChoiceSet with that dynamic data source searches
+#: the organisation's users (a documented Teams extension that is not part of the Adaptive Cards 1.5 schema).
+#: The value is the chosen users' Entra object ids, comma-separated.
 
 #: Input ids (see ``verbs``; none can equal ``member_input_id`` / ``remove_input_id`` of a forum):
 #: the forum to bind, the admins to add, the admins ticked for removal, the collapsed forum to show in
@@ -126,16 +127,8 @@ def person_name(person: Person) -> str:
 
 def people_picker(input_id: str, label: str, choices: Sequence[Person] = ()) -> Json:
     """Teams' people picker (multi-select): search the organisation, plus ``choices`` offered up front."""
-    return {
-        "type": "Input.ChoiceSet",
-        "id": input_id,
-        "label": label,
-        "isMultiSelect": True,
-        "placeholder": "Søg efter navn",
-        # Choice titles are plain text in Teams (no markdown), so names are not escaped here.
-        "choices": [{"title": person_name(p), "value": p.user_id} for p in choices],
-        "choices.data": dict(PEOPLE_QUERY),
-    }
+    return common_people_picker(input_id, label, [(p.user_id, person_name(p)) for p in choices],
+                                placeholder="Søg efter navn")
 
 
 def _checklist(input_id: str, label: str, people: Sequence[Person]) -> Json:
