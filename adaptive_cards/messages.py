@@ -213,13 +213,15 @@ def paused_card(case_id: int, number: str, title: str, where: str) -> Json:
 
 def submitted_card(number: str, title: str, destination_lines: list[str], mtv_progress: str | None, *,
                    case_id: int | None = None, phase_label: str | None = None, just_sent: bool = True,
-                   notes: list[str] | None = None) -> Json:
-    """After submission (``just_sent``) or later, when the initiator opens a case that is with the forums."""
+                   notes: list[str] | None = None, extra_facts: list[tuple[str, str]] | None = None) -> Json:
+    """After submission (``just_sent``) or later, when the initiator opens a case that is with the forums
+    (``extra_facts``: the latest decision, the plan; values are escaped here)."""
     facts = [("Sagsnummer", number), ("Opgave", md_escape(title) or "–")]
     if phase_label:
         facts.append(("Status", phase_label))
     if mtv_progress:
         facts.append(("Mini-MTV", mtv_progress))
+    facts += [(label, md_escape(preview(value, 400))) for label, value in extra_facts or []]
     if just_sent:
         top = heading("Sagen er indsendt", f"Tak! Sag {number} er registreret som indsendt.")
     else:

@@ -400,11 +400,19 @@ class CaseService:
             destinations = views.destination_lines(self.org, values.get(ROUTE, {}))
             if case.flags.get("require_mtv") and case.route != ROUTE_PSG:
                 destinations.append(f"{self.org.portfolio_group.name} (løftet af samarbejdsforum)")
+        extra: list[tuple[str, str]] = []
+        if case.flags.get("last_decision"):
+            extra.append(("Seneste beslutning", str(case.flags["last_decision"])))
         if case.closed_reason and Phase(case.phase).closed:
-            notes.append(f"Begrundelse: {case.closed_reason}")
+            extra.append(("Evaluering" if Phase(case.phase) is Phase.EVALUATED else "Begrundelse", case.closed_reason))
+        plan_flags = case.flags.get("plan") or {}
+        if plan_flags and not Phase(case.phase).closed:
+            extra.append(("Ansvarlige for opfølgning", ", ".join(plan_flags.get("names") or []) or "–"))
+            extra.append(("Evaluering", views.da_date(str(plan_flags.get("evaluation_date", "")))))
         return _Render(
             messages.submitted_card(case.number, case.title, destinations, mtv, case_id=case.id,
-                                    phase_label=self._phase_label(case), just_sent=just_sent, notes=notes or None),
+                                    phase_label=self._phase_label(case), just_sent=just_sent, notes=notes or None,
+                                    extra_facts=extra),
             f"Sag {case.number} er indsendt" if just_sent else f"Sag {case.number}: {self._phase_label(case)}",
         )
 

@@ -157,6 +157,10 @@ async def test_samarbejdsforum_route_lift_psg_decision_body_plan_evaluate(forum_
     assert "Afsluttet – evalueret" in ssf_sec.text()
     await chat.say("mine sager")
     assert "Afsluttet – evalueret" in chat.text()
+    # Opening the case in 1:1 shows where it ended and why.
+    await chat.execute(verbs.CASE_OPEN, {"case": forum_thread["card"]["refresh"]["action"]["data"]["case"]})
+    assert "Seneste beslutning" in chat.text() and "Evalueret – sagen er afsluttet" in chat.text()
+    assert "Evaluering" in chat.text() and "Det virkede." in chat.text(), chat.text()
 
 
 
