@@ -1086,7 +1086,8 @@ class ForumService:
                     if item.number and form_id == MINI_MTV and not label.startswith((f"{item.number}:",
                                                                                       f"{item.number}.")):
                         label = f"{item.number}. {label}"
-                    entries.append(forum_cards.AnswerEntry(form.short_title, page.title, label, value))
+                    section = "" if page.title == form.short_title else page.title  # no «Forum / Forum»
+                    entries.append(forum_cards.AnswerEntry(form.short_title, section, label, value))
         for forum_kind, decision in (case.flags.get("decisions") or {}).items():
             forum = self.org.forum_of_kind(forum_kind, case.hospital)
             title = f"Beslutning – {forum.name if forum else forum_kind}"
