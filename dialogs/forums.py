@@ -584,17 +584,24 @@ class ForumService:
                     info.append(f"{forum.name} er fjernet fra kanalen. Nye sager til forummet venter, til det "
                                 "knyttes til en kanal igen.")
             elif verb == verbs.SETUP_MEMBER_ADD:
-                await self._add_members(repo, actor, channel, data, looked_up, notices, info)
+                if await self._add_members(repo, actor, channel, data, looked_up, notices, info):
+                    added_to = self.org.forum(_str(data.get("forum")))
+                    if added_to is not None:
+                        await self._refresh_cards(repo, ctx, added_to)
             elif verb == verbs.SETUP_MEMBER_REMOVE:
                 forum = self.org.forum(_str(data.get("forum")))
                 focus = forum.id if forum else None
                 users = _ids(data.get("user")) or _ids(data.get(setup_cards.remove_input_id(forum.id) if forum else ""))
                 if forum is None or not users:
                     notices.append("Vælg de personer, der skal fjernes fra sekretariatet.")
+                removed = False
                 for user in users:
                     if forum and await forums.remove_member(forum.id, user):
+                        removed = True
                         name = (await self.names(forums, [user])).get(user) or "Personen"
                         info.append(f"{name} er fjernet fra sekretariatet for {forum.name}.")
+                if forum and removed:
+                    await self._refresh_cards(repo, ctx, forum)
             elif verb == verbs.SETUP_ADMIN_ADD:
                 picked = await self._picked(forums, data.get(setup_cards.ADMINS_INPUT), looked_up)
                 if not picked:
@@ -703,22 +710,42 @@ class ForumService:
         return next((t for t in await forums.threads(case_id) if t.forum_id == forum_id), None)
 
     async def _add_members(self, repo: Repo, actor: ForumActor, channel: ChannelContext, data: Mapping[str, Any],
-                           looked_up: Mapping[str, PersonInfo], notices: list[str], info: list[str]) -> None:
+                           looked_up: Mapping[str, PersonInfo], notices: list[str], info: list[str]) -> bool:
+        """Add the picked people to the forum's secretariat; True if anybody was added."""
         forums = ForumRepo(repo.conn)
         forum = self.org.forum(_str(data.get("forum")))
         if forum is None or forum.id not in await forums.forums_in_channel(channel.channel_id):
             notices.append("Forummet er ikke knyttet til denne kanal.")
-            return
+            return False
         picked = await self._picked(forums, data.get(setup_cards.member_input_id(forum.id)), looked_up)
         if not picked:
             notices.append(f"Vælg de personer, der skal i sekretariatet for {forum.name}.")
-            return
+            return False
         await self._remember_people(forums, picked, channel.tenant_id)
         added = [p.name or p.user_id for p in picked if await forums.add_member(forum.id, p.user_id, by=actor.id)]
         if added:
             info.append(f"Tilføjet til sekretariatet for {forum.name}: {', '.join(added)}.")
         else:
             info.append("De valgte personer var allerede i sekretariatet.")
+        return bool(added)
+
+    async def _refresh_cards(self, repo: Repo, ctx: _Ctx, forum: ForumRef) -> None:
+        """The secretariat changed: update the root cards of the forum's open cases, so that their ``refresh``
+        lists the new members (Teams then asks the bot for their view, with the decision buttons)."""
+        stamp = self.clock().strftime("%Y%m%dT%H%M%S%f")
+        outbox = OutboxRepo(repo.conn)
+        for thread in await ForumRepo(repo.conn).posted_threads(forum.id):
+            loaded = await repo.get_case_and_answers(thread.case_id)
+            if loaded is None or Phase(loaded[0].phase).closed:
+                continue
+            case, answers = loaded
+            card = await self.case_card(repo, case, answers, forum, thread_kind=thread.kind)
+            await outbox.enqueue(
+                "update", {"service_url": thread.service_url, "tenant_id": thread.tenant_id,
+                           "parent": thread.parent_key, "team_id": thread.team_id},
+                card_activity(card), dedup_key=f"card:{case.id}:{forum.id}:secretariat:{stamp}",
+                thread_key=thread_key(thread.channel_id))
+            ctx.queued = True
 
     async def status(self, actor: ForumActor, channel: ChannelContext, number: str,
                      activity_id: str | None) -> Outgoing:

@@ -296,6 +296,13 @@ class ForumRepo:
             select(threads_t).where(threads_t.c.case_id == case_id).order_by(threads_t.c.created_at))
         return [_thread(r) for r in rows.all()]
 
+    async def posted_threads(self, forum_id: str, *, limit: int = 500) -> list[CaseThread]:
+        """The forum's threads that were posted (queued), newest cases first."""
+        rows = await self.conn.execute(select(threads_t).where(
+            and_(threads_t.c.forum_id == forum_id, threads_t.c.state == QUEUED))
+            .order_by(threads_t.c.case_id.desc()).limit(limit))
+        return [_thread(r) for r in rows.all()]
+
     async def waiting_threads(self, forum_id: str) -> list[CaseThread]:
         rows = await self.conn.execute(select(threads_t).where(
             and_(threads_t.c.forum_id == forum_id, threads_t.c.state == WAITING)).order_by(threads_t.c.case_id))

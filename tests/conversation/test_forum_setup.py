@@ -310,3 +310,30 @@ async def test_after_removal_from_the_team_cases_wait_and_nothing_is_posted_ther
     # ... and the initiator is told that it has now been sent.
     await wait_messages(connector, aad(INITIATOR), f"Sag {after} er sendt til {AALBORG_FORUM}", 1,
                         chat.conversation_id)
+
+
+async def test_a_new_secretary_gets_the_open_cases_cards_refreshed_for_them(setup_bot: BotServer) -> None:
+    """Teams refreshes a card automatically only for the users in its ``refresh.userIds``: when the secretariat
+    changes, the root cards of the forum's open cases are updated to list the new members."""
+    connector = setup_bot.connector
+    admin, secretary, colleague = (channel_user(setup_bot, who) for who in (ADMIN, SECRETARY, COLLEAGUE))
+    await bind(admin, AALBORG, "sf_aalborg", [secretary])
+    await bind(admin, PSG, "psg", [])
+    chat = setup_bot.chat(user_id=INITIATOR[0], user_name=INITIATOR[1])
+    number = await submit_forum_case(chat)
+    [thread] = await wait_threads(connector, AALBORG, 1)
+    assert COLLEAGUE[0] not in str(thread["card"]["refresh"]["userIds"])
+
+    await admin.say("opsætning", AALBORG)
+    await admin.press("Tilføj til sekretariatet", AALBORG, {"personer_sf_aalborg": colleague.aad})
+    assert "Tilføjet til sekretariatet" in admin.text(), admin.text()
+
+    def refreshed_for(user: str) -> bool:
+        updates = [u for u in connector.updates(thread["conversation_id"]) if u.get("id") == thread["root_id"]]
+        return bool(updates) and user in str(updates[-1]["attachments"][0]["content"]["refresh"]["userIds"])
+
+    await wait_until(lambda: refreshed_for(COLLEAGUE[0]), what="the root card listing the new secretary")
+    # ... and the new secretary's view of it has the decision button
+    latest = [u for u in connector.updates(thread["conversation_id"]) if u.get("id") == thread["root_id"]][-1]
+    view = await colleague.refresh(latest["attachments"][0]["content"], AALBORG, thread["conversation_id"])
+    assert "Registrér beslutning" in button_titles(view) and number in card_text(view)
