@@ -332,3 +332,21 @@ def deliveries_card(items: list[FailedDelivery], *, total: int, notices: list[st
         body.append(text_block(f"Viser de ældste {len(items)} af {total}.", size="Small", subtle=True))
     body.append(action_set([action("Opdatér", verbs.DELIVERIES_SHOW)], spacing="Large"))
     return card(body)
+
+
+def case_notice_card(case_id: int, case_title: str, title: str, lines: list[str], *, thread_url: str | None,
+                     open_case: bool) -> Json:
+    """A 1:1 message about a case: what happened, a link to its thread (``thread_url``, may be the outbox's
+    placeholder) and, when the user must act, «Åbn sagen»."""
+    body: list[Json] = [text_block(title, size="Medium", weight="Bolder")]
+    if case_title:
+        body.append(text_block(f"«{md_escape(case_title)}»", subtle=True))
+    body += [text_block(line) for line in lines]
+    buttons: list[Json] = []
+    if open_case:
+        buttons.append(action("Åbn sagen", verbs.CASE_OPEN, {"case": case_id}))
+    if thread_url:
+        buttons.append({"type": "Action.OpenUrl", "title": "Åbn tråden i kanalen", "url": thread_url})
+    if buttons:
+        body.append(action_set(buttons))
+    return card(body)

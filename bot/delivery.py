@@ -86,6 +86,7 @@ from bot.connector_extra import MARKER_KEY, ConnectorHTTPError, OutcomeUnknown, 
 from storage.db import Database
 from storage.outbox import (
     DONE,
+    THREAD_URL_PLACEHOLDER,
     OutboxItem,
     OutboxRepo,
     RateWindow,
@@ -109,7 +110,6 @@ AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})  # transient, but may 
 MAX_RETRY_AFTER = 3600.0
 
 #: Stands for the Teams link to a case's thread in a ``send_personal`` payload with ``link_parent``.
-THREAD_URL_PLACEHOLDER = "{{thread_url}}"
 _OPEN_URL_TYPES = frozenset({"Action.OpenUrl", "openUrl"})  # Adaptive Card action / Bot Framework card button
 
 

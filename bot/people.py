@@ -11,13 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy import select
-
 from bot.connector import ConnectorClient, ConnectorError, Member
 from bot.credentials import TokenUnavailableError
 from dialogs.forums import PersonInfo
 from storage.db import Database
-from storage.teams import teams_t
+from storage.teams import TeamRepo
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +60,8 @@ class PeopleResolver:
         if not missing:
             return found
         async with self.db.transaction() as repo:
-            rows = (await repo.conn.execute(
-                select(teams_t.c.team_id, teams_t.c.service_url).where(teams_t.c.installed.is_(True))
-                .limit(MAX_TEAMS_TO_ASK))).all()
-        for team_id, service_url in rows:
+            teams = await TeamRepo(repo.conn).installed_teams(MAX_TEAMS_TO_ASK)
+        for team_id, service_url in teams:
             for user_id in list(missing):
                 try:
                     member = await self.connector.member(service_url, team_id, user_id)

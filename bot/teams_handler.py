@@ -149,7 +149,8 @@ class TeamsHandler:
             bot_id=activity.recipient.id if activity.recipient else "",
         )
 
-    async def _forum_actor(self, activity: IncomingActivity, roster: list[Any] | None = None) -> ForumActor:
+    @staticmethod
+    def _forum_actor(activity: IncomingActivity, roster: list[Any] | None = None) -> ForumActor:
         assert activity.from_ is not None
         user = activity.from_
         actor_id = user.aad_object_id or user.id
@@ -163,7 +164,7 @@ class TeamsHandler:
 
     async def _channel_setup(self, activity: IncomingActivity, verb: str | None, data: dict[str, Any]) -> Outgoing:
         roster = await self._roster(activity)
-        actor = await self._forum_actor(activity, roster)
+        actor = self._forum_actor(activity, roster)
         channel = self._channel(activity)
         if verb is None:
             return await self.forums.setup(actor, channel, "", roster, activity.id)
@@ -171,14 +172,14 @@ class TeamsHandler:
 
     async def _channel_action(self, activity: IncomingActivity, verb: str, data: dict[str, Any]) -> Outgoing:
         if verb in verbs.DELIVERIES:
-            return await self.deliveries.handle(await self._forum_actor(activity, await self._roster(activity)),
+            return await self.deliveries.handle(self._forum_actor(activity, await self._roster(activity)),
                                                 verb, data)
         if verb in verbs.SETUP:
             if activity.is_personal or not activity.team_id:
                 return Outgoing(error_card("Opsætning foregår i en kanal.",
                                            "Skriv **@Opgaveflytning opsætning** i forummets kanal."))
             return await self._channel_setup(activity, verb, data)
-        return await self.forums.card_action(await self._forum_actor(activity), self._channel(activity), verb, data,
+        return await self.forums.card_action(self._forum_actor(activity), self._channel(activity), verb, data,
                                              activity.id)
 
     async def _on_message(self, activity: IncomingActivity) -> None:
@@ -212,7 +213,7 @@ class TeamsHandler:
             if activity.team_id and word == "status":
                 raw = activity.text_without_mention()[:MAX_TEXT].strip()
                 number = raw.split(None, 1)[1] if len(raw.split(None, 1)) > 1 else ""
-                out = await self.forums.status(await self._forum_actor(activity), self._channel(activity),
+                out = await self.forums.status(self._forum_actor(activity), self._channel(activity),
                                                number, activity.id)
                 if out.card:
                     await self._send(activity, [Reply(out.card, out.summary)])

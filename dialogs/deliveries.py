@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adaptive_cards import verbs
-from adaptive_cards.messages import FailedDelivery, deliveries_card
+from adaptive_cards.messages import FailedDelivery, deliveries_card, notice_card
 from dialogs.forums import ForumActor, ForumService, Outgoing
 from storage.forums import ForumRepo
 from storage.outbox import IN_DOUBT, OutboxItem, OutboxRepo
@@ -57,8 +57,6 @@ class DeliveryAdmin:
 
 
 def _not_admin() -> tuple[dict[str, Any], str]:
-    from adaptive_cards.messages import notice_card
-
     return notice_card("Kun administratorer kan se leveringer",
                        ["Oversigten over beskeder, der ikke kunne leveres, er for administratorer af Opgaveflytning."],
                        buttons=False), "Ingen adgang"

@@ -9,6 +9,7 @@ transaction as the change that causes it; ``bot.delivery`` sends it.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,24 +19,25 @@ from adaptive_cards import forum as forum_cards
 from adaptive_cards import setup as setup_cards
 from adaptive_cards import verbs
 from adaptive_cards.common import COPENHAGEN, Json, card_activity, da_date, md_escape
-from adaptive_cards.messages import error_card, notice_card
+from adaptive_cards.messages import case_notice_card, error_card, notice_card
 from dialogs import engine, process
 from dialogs.flow import DIALOGGRUNDLAG, FORM_ORDER, MINI_MTV, REVIEW, ROUTE_PSG, Phase, Step, plan
 from dialogs.forms_model import Form, FormCatalog, ItemKind
 from dialogs.organisation import ForumRef, Organisation
+from dialogs.teams import is_entra_object_id
 from dialogs.views import da_date as da_iso_date
 from dialogs.views import mtv_progress_text
 from storage.db import Database
 from storage.forums import QUEUED, WAITING, CaseThread, ForumRepo
 from storage.forums import Person as StoredPerson
-from storage.outbox import OutboxRepo
+from storage.outbox import THREAD_URL_PLACEHOLDER, OutboxRepo
 from storage.repositories import Case, CaseAnswers, EventSpec, Repo, RevisionConflict
 from storage.teams import TeamRepo
 
 log = logging.getLogger(__name__)
 
-MAX_REFRESH_USERS = 60
-THREAD_URL = "{{thread_url}}"  # filled in by the delivery worker once the case's thread exists
+PEOPLE_MEMO_SIZE = 10_000
+
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,11 @@ class Outgoing:
 
 @dataclass
 class _Ctx:
-    """State of one transaction: what it queued."""
+    """State of one transaction: what it queued, and the people it wrote (memoised once it commits)."""
 
     queued: bool = False
     fresh_threads: set[str] = field(default_factory=set)
+    remembered: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def case_forms(catalog: FormCatalog, case: Case) -> dict[str, Form]:
@@ -132,6 +135,7 @@ class ForumService:
         self.clock = clock
         self.resolver = resolver
         self.on_queued: Callable[[], None] = lambda: None  # the delivery worker's wake()
+        self._people_memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     # ================================================================== helpers
     def _forum_for_case(self, case: Case, kind: str) -> ForumRef | None:
@@ -166,6 +170,7 @@ class ForumService:
                     else:
                         out = await op(repo, ctx)
                 out.queued = ctx.queued
+                self._memo_people(ctx)
                 if ctx.queued:
                     self.on_queued()
                 return out
@@ -177,17 +182,39 @@ class ForumService:
         people = await forums.people(user_ids)
         return {uid: (people[uid].name if uid in people and people[uid].name else "") for uid in user_ids}
 
-    async def _remember_people(self, forums: ForumRepo, people: Sequence[PersonInfo], tenant_id: str) -> None:
+    async def _remember_people(self, forums: ForumRepo, people: Sequence[PersonInfo], tenant_id: str,
+                               ctx: _Ctx | None = None) -> None:
+        """Store names and Teams ids (a team roster on every set-up click: only what this process has not
+        written already — the memo is filled once the transaction has committed, see ``_run``)."""
         for person in people:
-            if person.user_id:
-                await forums.remember_person(StoredPerson(person.user_id, mri=person.mri, name=person.name,
-                                                          upn=person.upn, tenant_id=tenant_id))
+            if not person.user_id:
+                continue
+            known = (person.mri, person.name, person.upn, tenant_id)
+            if self._people_memo.get(person.user_id) == known:
+                continue
+            await forums.remember_person(StoredPerson(person.user_id, mri=person.mri, name=person.name,
+                                                      upn=person.upn, tenant_id=tenant_id))
+            if ctx is not None:
+                ctx.remembered[person.user_id] = known
+
+    def _memo_people(self, ctx: _Ctx) -> None:
+        for user_id, known in ctx.remembered.items():
+            self._people_memo[user_id] = known
+            self._people_memo.move_to_end(user_id)
+        while len(self._people_memo) > PEOPLE_MEMO_SIZE:
+            self._people_memo.popitem(last=False)
 
     # ================================================================== case card
     async def case_card(self, repo: Repo, case: Case, answers: CaseAnswers, forum: ForumRef, *,
                         thread_kind: str = "case", actor: ForumActor | None = None,
                         notices: Sequence[str] = (), info: Sequence[str] = ()) -> Json:
         """The compact case card of ``forum``'s thread; with the actor's secretariat actions if they have any."""
+        return forum_cards.case_card(await self.case_card_view(repo, case, answers, forum, thread_kind=thread_kind,
+                                                               actor=actor, notices=notices, info=info))
+
+    async def case_card_view(self, repo: Repo, case: Case, answers: CaseAnswers, forum: ForumRef, *,
+                             thread_kind: str = "case", actor: ForumActor | None = None,
+                             notices: Sequence[str] = (), info: Sequence[str] = ()) -> forum_cards.CaseCardView:
         forums = ForumRepo(repo.conn)
         members = await forums.members(forum.id)
         coauthor_ids = await forums.participants(case.id)
@@ -223,7 +250,7 @@ class ForumService:
             label = "Returneret til supplering"
         elif phase is Phase.MINI_MTV and case.flags.get("require_mtv"):
             label = "Løftet til Porteføljestyregruppen – Mini-MTV udfyldes"
-        view = forum_cards.CaseCardView(
+        return forum_cards.CaseCardView(
             case_id=case.id,
             forum_id=forum.id,
             forum_name=forum.name,
@@ -241,12 +268,11 @@ class ForumService:
             updated_at=case.updated_at,
             last_decision=case.flags.get("last_decision"),
             plan=tuple(plan_facts),
-            refresh_user_ids=tuple(refresh[:MAX_REFRESH_USERS]),
+            refresh_user_ids=tuple(refresh),  # the card keeps Teams' 60
             actions=tuple(actions),
             notices=tuple(notices),
             info=tuple(info),
         )
-        return forum_cards.case_card(view)
 
     def _route_label(self, case: Case) -> str:
         """The forums the case has passed through, e.g. «Samarbejdsforum … → Porteføljestyregruppen →
@@ -301,13 +327,12 @@ class ForumService:
             await self._ask_admins(repo, ctx, forum, team.service_url if team else "", case.tenant_id)
             return False
         parent_key = f"thread:{case.id}:{forum.id}"
-        card = await self.case_card(repo, case, answers, forum, thread_kind=kind)
-        summary = forum_cards.case_card_summary(forum_cards_view_stub(case, forum, kind))
+        view = await self.case_card_view(repo, case, answers, forum, thread_kind=kind)
         await OutboxRepo(repo.conn).enqueue(
             "create_thread",
             {"service_url": team.service_url, "tenant_id": team.tenant_id, "channel_id": binding.channel_id,
              "team_id": team.team_id, "bot_id": team.bot_id},
-            card_activity(card, summary),
+            card_activity(forum_cards.case_card(view), forum_cards.case_card_summary(view)),
             dedup_key=parent_key,
             thread_key=thread_key(binding.channel_id),
         )
@@ -321,12 +346,13 @@ class ForumService:
     async def _ask_admins(self, repo: Repo, ctx: _Ctx, forum: ForumRef, service_url: str, tenant_id: str) -> None:
         """Tell every admin (once a day per forum) that a forum needs a channel."""
         forums = ForumRepo(repo.conn)
-        admins = [a for a in self.env_admins if _looks_like_id(a)] + await forums.admins()
+        admins = [a for a in self.env_admins if is_entra_object_id(a)] + await forums.admins()
         if not admins:
             log.warning("forum %s has no channel and no admin can be told (BOT_ADMINS is empty)", forum.id)
             return
         people = await forums.people(admins)
-        fallback_url = service_url or await self._any_service_url(repo)
+        any_url, bot_id = await TeamRepo(repo.conn).any_contact()
+        fallback_url = service_url or any_url
         if not fallback_url:
             log.warning("forum %s has no channel; no service URL known to tell the admins yet", forum.id)
             return
@@ -344,29 +370,12 @@ class ForumService:
             queued = await outbox.enqueue(
                 "send_personal",
                 personal_target(people.get(admin), admin, service_url=fallback_url, tenant_id=tenant_id,
-                                bot_id=await self._any_bot_id(repo)),
+                                bot_id=bot_id),
                 card_activity(card, f"{forum.name} mangler en kanal"),
                 dedup_key=f"forum-missing:{forum.id}:{today}:{admin}",
                 thread_key=f"personal:{admin}",
             )
             ctx.queued = ctx.queued or queued
-
-    async def _any_service_url(self, repo: Repo) -> str:
-        from sqlalchemy import select
-
-        from storage.teams import teams_t
-
-        row = (await repo.conn.execute(select(teams_t.c.service_url).limit(1))).first()
-        return str(row[0]) if row else ""
-
-    async def _any_bot_id(self, repo: Repo) -> str:
-        from sqlalchemy import select
-
-        from storage.teams import teams_t
-
-        row = (await repo.conn.execute(
-            select(teams_t.c.bot_id).where(teams_t.c.bot_id.is_not(None)).limit(1))).first()
-        return str(row[0] or "") if row else ""
 
     async def _announce(self, repo: Repo, ctx: _Ctx, case: Case, answers: CaseAnswers, actor_id: str,
                         status_lines: list[str], *, personal_title: str, personal_lines: list[str],
@@ -411,15 +420,14 @@ class ForumService:
         forums = ForumRepo(repo.conn)
         people = await forums.people(user_ids)
         outbox = OutboxRepo(repo.conn)
-        service_url = link_thread.service_url if link_thread else ""
-        if not service_url:
-            known = [p for p in people.values() if p.service_url]
-            service_url = known[0].service_url if known else await self._any_service_url(repo)
+        any_url, bot_id = await TeamRepo(repo.conn).any_contact()
+        known = [p.service_url for p in people.values() if p.service_url]
+        service_url = (link_thread.service_url if link_thread else "") or (known[0] if known else any_url)
         if not service_url:
             log.warning("no service URL known to notify people about %s", case.number)
             return
-        bot_id = await self._any_bot_id(repo)
-        body = personal_card(case, title, lines, with_link=link_thread is not None, open_case=open_case_button)
+        body = case_notice_card(case.id, case.title, title, lines, open_case=open_case_button,
+                                thread_url=THREAD_URL_PLACEHOLDER if link_thread is not None else None)
         for user_id in dict.fromkeys(user_ids):
             target = personal_target(people.get(user_id), user_id, service_url=service_url,
                                      tenant_id=case.tenant_id, bot_id=bot_id)
@@ -496,7 +504,7 @@ class ForumService:
                     roster: Sequence[PersonInfo], activity_id: str | None) -> Outgoing:
         async def op(repo: Repo, ctx: _Ctx) -> Outgoing:
             forums = ForumRepo(repo.conn)
-            await self._remember_people(forums, roster, channel.tenant_id)
+            await self._remember_people(forums, roster, channel.tenant_id, ctx)
             if not await self.is_admin(forums, actor):
                 return self._not_admin()
             return Outgoing(await self._setup_card(repo, actor, channel, channel_name, roster), "Opsætning")
@@ -565,7 +573,7 @@ class ForumService:
 
         async def op(repo: Repo, ctx: _Ctx) -> Outgoing:
             forums = ForumRepo(repo.conn)
-            await self._remember_people(forums, roster, channel.tenant_id)
+            await self._remember_people(forums, roster, channel.tenant_id, ctx)
             if not await self.is_admin(forums, actor):
                 return self._not_admin()
             if data.get("channel") not in (None, channel.channel_id):
@@ -1004,7 +1012,7 @@ class ForumService:
             errors["evalueringsdato"] = "Evalueringsdatoen skal ligge inden for fem år."
         if errors or evaluation is None:
             return Outgoing(await self._plan_form(repo, case, forum, data, errors), "Planlægning")
-        await self._remember_people(forums, picked, case.tenant_id)
+        await self._remember_people(forums, picked, case.tenant_id, ctx)
         names = (await self.names(forums, [p.user_id for p in picked]))
         plan_flags = {"responsible": [p.user_id for p in picked],
                       "names": [names.get(p.user_id) or p.name or "(ukendt navn)" for p in picked],
@@ -1211,33 +1219,6 @@ class ForumService:
         return sent
 
 
-def forum_cards_view_stub(case: Case, forum: ForumRef, kind: str) -> forum_cards.CaseCardView:
-    """Just enough of a card view for the notification summary of a new thread."""
-    return forum_cards.CaseCardView(
-        case_id=case.id, forum_id=forum.id, forum_name=forum.name, orientation=kind == "orientation",
-        number=case.number, title=case.title, phase_label=Phase(case.phase).label, closed=Phase(case.phase).closed,
-        route_label="", initiator=case.initiator_name, organisation="", coauthors=(), mtv_progress=None,
-        updated_at=case.updated_at, last_decision=None)
-
-
-def personal_card(case: Case, title: str, lines: list[str], *, with_link: bool, open_case: bool) -> Json:
-    """The 1:1 message about a case: what happened, a link to its thread, and (if the user must act) its card."""
-    from adaptive_cards.common import action, action_set, card, text_block
-
-    body: list[Json] = [text_block(title, size="Medium", weight="Bolder")]
-    if case.title:
-        body.append(text_block(f"«{md_escape(case.title)}»", subtle=True))
-    body += [text_block(line) for line in lines]
-    buttons: list[Json] = []
-    if open_case:
-        buttons.append(action("Åbn sagen", verbs.CASE_OPEN, {"case": case.id}))
-    if with_link:
-        buttons.append({"type": "Action.OpenUrl", "title": "Åbn tråden i kanalen", "url": THREAD_URL})
-    if buttons:
-        body.append(action_set(buttons))
-    return card(body)
-
-
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -1246,6 +1227,3 @@ def _ids(value: Any) -> list[str]:
     """User ids from a data value or a (multi-select) input: comma-separated, bounded."""
     return [p.strip() for p in _str(value).split(",") if p.strip() and len(p.strip()) <= 128][:50]
 
-
-def _looks_like_id(value: str) -> bool:
-    return "@" not in value

@@ -253,13 +253,11 @@ class CaseService:
     async def _list(self, repo: Repo, actor: Actor) -> _Render:
         cases = await repo.list_cases(actor.id, limit=LIST_LIMIT)
         total = len(cases) if len(cases) < LIST_LIMIT else await repo.count_cases(actor.id)
-        shared = await ForumRepo(repo.conn).cases_of_participant(actor.id)
-        if shared:
-            for case_id in shared:
-                other = await repo.get_case(case_id)
-                if other is not None and all(c.id != other.id for c in cases):
-                    cases.append(other)
-                    total += 1
+        shown = {c.id for c in cases}
+        shared = [i for i in await ForumRepo(repo.conn).cases_of_participant(actor.id) if i not in shown]
+        if shared:  # cases the user co-authors
+            cases += await repo.get_cases(shared)
+            total += len(shared)
             cases.sort(key=lambda c: (c.updated_at, c.id), reverse=True)
             cases = cases[:LIST_LIMIT]
         entries = [

@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+def is_entra_object_id(value: str) -> bool:
+    """An admin configured by Entra object id can be sent a 1:1 message; one configured by UPN cannot."""
+    return bool(_GUID.match(value))
+
+
 @dataclass(frozen=True)
 class TeamContext:
     team_id: str
@@ -83,7 +88,7 @@ class TeamService:
             )
             outbox = OutboxRepo(repo.conn)
             for admin in self.admins:
-                if not _GUID.match(admin):
+                if not is_entra_object_id(admin):
                     log.warning("admin %r is not an Entra object id; cannot open a 1:1 chat to tell them", admin)
                     continue
                 await outbox.enqueue(

@@ -162,6 +162,11 @@ class Reminder:
     due_at: datetime
 
 
+def _binding(row: Any) -> Binding:
+    m = row._mapping
+    return Binding(m["forum_id"], m["team_id"], m["channel_id"], m["bound_by"], as_utc(m["bound_at"]))  # type: ignore[arg-type]
+
+
 def _thread(row: Any) -> CaseThread:
     m = row._mapping
     return CaseThread(m["case_id"], m["forum_id"], m["kind"], m["state"], m["parent_key"], m["team_id"],
@@ -193,18 +198,11 @@ class ForumRepo:
 
     async def binding(self, forum_id: str) -> Binding | None:
         row = (await self.conn.execute(select(bindings_t).where(bindings_t.c.forum_id == forum_id))).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return Binding(m["forum_id"], m["team_id"], m["channel_id"], m["bound_by"], as_utc(m["bound_at"]))  # type: ignore[arg-type]
+        return _binding(row) if row else None
 
     async def bindings(self) -> dict[str, Binding]:
-        rows = (await self.conn.execute(select(bindings_t))).all()
-        return {
-            r._mapping["forum_id"]: Binding(r._mapping["forum_id"], r._mapping["team_id"], r._mapping["channel_id"],
-                                            r._mapping["bound_by"], as_utc(r._mapping["bound_at"]))  # type: ignore[arg-type]
-            for r in rows
-        }
+        bindings = [_binding(row) for row in (await self.conn.execute(select(bindings_t))).all()]
+        return {b.forum_id: b for b in bindings}
 
     async def forums_in_channel(self, channel_id: str) -> list[str]:
         rows = await self.conn.execute(

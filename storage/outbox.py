@@ -134,6 +134,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+# A 1:1 message about a case may name the case's thread item (target ``link_parent``); the delivery worker
+# replaces this placeholder in its payload with the deep link to that thread once it exists.
+THREAD_URL_PLACEHOLDER = "{{thread_url}}"
+
+
 def thread_conversation_id(channel_id: str, root_activity_id: str) -> str:
     """The conversation id of a channel thread (replies go there; ReplyToActivity does not thread)."""
     return f"{channel_id};messageid={root_activity_id}"

@@ -274,6 +274,12 @@ class Repo:
         row = (await self.conn.execute(stmt, {"case_id": case_id})).first()
         return Case.from_row(row) if row else None
 
+    async def get_cases(self, case_ids: list[int]) -> list[Case]:
+        if not case_ids:
+            return []
+        rows = await self.conn.execute(select(cases_t).where(cases_t.c.id.in_(case_ids)))
+        return [Case.from_row(row) for row in rows.all()]
+
     async def get_case_by_number(self, number: str) -> Case | None:
         row = (await self.conn.execute(select(cases_t).where(cases_t.c.number == number.strip().upper()))).first()
         return Case.from_row(row) if row else None

@@ -109,6 +109,21 @@ class TeamRepo:
             .values(installed=False, removed_at=now, updated_at=now))
         return result.rowcount == 1
 
+    async def any_contact(self) -> tuple[str, str]:
+        """A service URL and the bot's id from a known team (for 1:1 messages to people the bot has not met;
+        the installed teams first): ``("", "")`` when no team is known."""
+        row = (await self.conn.execute(
+            select(teams_t.c.service_url, teams_t.c.bot_id)
+            .order_by(teams_t.c.installed.desc(), teams_t.c.bot_id.is_(None), teams_t.c.updated_at.desc())
+            .limit(1))).first()
+        return (str(row[0] or ""), str(row[1] or "")) if row else ("", "")
+
+    async def installed_teams(self, limit: int = 10) -> list[tuple[str, str]]:
+        """(team id, service URL) of teams the bot is installed in."""
+        rows = await self.conn.execute(
+            select(teams_t.c.team_id, teams_t.c.service_url).where(teams_t.c.installed.is_(True)).limit(limit))
+        return [(str(t), str(u)) for t, u in rows.all()]
+
     async def channel_team(self, channel_id: str) -> Team | None:
         """The team a channel belongs to."""
         row = (await self.conn.execute(
