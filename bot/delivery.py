@@ -78,7 +78,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.connector import ConnectorClient
@@ -92,7 +91,7 @@ from storage.outbox import (
     RateWindow,
     thread_conversation_id,
 )
-from storage.teams import teams_t
+from storage.teams import TeamRepo
 
 log = logging.getLogger(__name__)
 
@@ -452,9 +451,8 @@ class DeliveryWorker:
             return target
         assert item.parent_key is not None
         parent_key = item.parent_key
-        parent = await self._write(lambda out: out.get_by_key(parent_key))
-        if parent is not None and parent.state in ("pending", "claimed", "sending"):
-            await self._release(item, self._clock() + self._parent_poll)
+        waiting, parent = await self._parent(item, parent_key)
+        if waiting:
             return None
         if parent is not None and parent.state == DONE and parent.result:
             conversation_id = parent.result.get("conversation_id")
@@ -481,9 +479,8 @@ class DeliveryWorker:
         link_key = target.get("link_parent") if item.kind == "send_personal" else None
         if not link_key:
             return item.payload
-        parent = await self._write(lambda out: out.get_by_key(str(link_key)))
-        if parent is not None and parent.state in ("pending", "claimed", "sending"):
-            await self._release(item, self._clock() + self._parent_poll)
+        waiting, parent = await self._parent(item, str(link_key))
+        if waiting:
             return None
         link = None
         if parent is not None and parent.state == DONE and parent.result:
@@ -506,6 +503,15 @@ class DeliveryWorker:
             return fill_placeholder(item.payload, str(fallback))
         return drop_placeholder_links(item.payload)
 
+    async def _parent(self, item: OutboxItem, key: str) -> tuple[bool, OutboxItem | None]:
+        """The item ``item`` depends on; (True, …) when that is still being delivered (``item`` is given back
+        and tried again shortly)."""
+        parent = await self._write(lambda out: out.get_by_key(key))
+        if parent is not None and parent.state in ("pending", "claimed", "sending"):
+            await self._release(item, self._clock() + self._parent_poll)
+            return True, parent
+        return False, parent
+
     async def _team_gone(self, item: OutboxItem, target: dict[str, Any]) -> bool:
         """True (and the item failed) if it posts into a team the bot was removed from."""
         team_id = target.get("team_id")
@@ -514,8 +520,7 @@ class DeliveryWorker:
         error = f"bot removed from team {team_id}"
 
         async def check(out: OutboxRepo) -> bool:
-            row = (await out.conn.execute(select(teams_t.c.installed).where(teams_t.c.team_id == team_id))).first()
-            if row is None or row[0]:
+            if await TeamRepo(out.conn).is_installed(str(team_id)) is not False:
                 return False
             await out.mark_failed(item.id, error, worker_id=self.worker_id)
             return True

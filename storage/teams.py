@@ -109,6 +109,11 @@ class TeamRepo:
             .values(installed=False, removed_at=now, updated_at=now))
         return result.rowcount == 1
 
+    async def is_installed(self, team_id: str) -> bool | None:
+        """Whether the bot is installed in the team (None: the team is unknown)."""
+        row = (await self.conn.execute(select(teams_t.c.installed).where(teams_t.c.team_id == team_id))).first()
+        return None if row is None else bool(row[0])
+
     async def any_contact(self) -> tuple[str, str]:
         """A service URL and the bot's id from a known team (for 1:1 messages to people the bot has not met;
         the installed teams first): ``("", "")`` when no team is known."""
