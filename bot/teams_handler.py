@@ -15,7 +15,7 @@ from bot.credentials import TokenUnavailableError
 from bot.people import PeopleResolver
 from dialogs.commands import normalise
 from dialogs.deliveries import DeliveryAdmin
-from dialogs.forums import ChannelContext, ForumActor, ForumService, Outgoing
+from dialogs.forums import ChannelContext, ForumActor, ForumService, Outgoing, PersonInfo
 from dialogs.service import Actor, CaseService, Conversation, Reply
 from dialogs.teams import TeamContext, TeamService
 
@@ -150,14 +150,14 @@ class TeamsHandler:
         )
 
     @staticmethod
-    def _forum_actor(activity: IncomingActivity, roster: list[Any] | None = None) -> ForumActor:
+    def _forum_actor(activity: IncomingActivity, roster: list[PersonInfo] | None = None) -> ForumActor:
         assert activity.from_ is not None
         user = activity.from_
         actor_id = user.aad_object_id or user.id
         upn = next((p.upn for p in roster or [] if p.user_id == actor_id or p.mri == user.id), "")
         return ForumActor(id=actor_id, name=(user.name or "").strip(), mri=user.id, upn=upn)
 
-    async def _roster(self, activity: IncomingActivity) -> list[Any]:
+    async def _roster(self, activity: IncomingActivity) -> list[PersonInfo]:
         if self.people is None or not activity.team_id or not activity.service_url:
             return []
         return await self.people.roster(activity.service_url, activity.team_id)
